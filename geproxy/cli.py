@@ -1,0 +1,60 @@
+"""Command line: `geproxy -c etc/proxy.conf`."""
+
+import argparse
+import logging
+import signal
+import sys
+
+from . import __version__
+from .config import ConfigError, load
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="geproxy", description="A Redis Cluster proxy: one endpoint for a whole cluster.")
+    p.add_argument("-c", "--config", required=True, help="configuration file (e.g. etc/proxy.conf)")
+    p.add_argument("-t", "--test", action="store_true", help="check the configuration and exit")
+    p.add_argument("--version", action="version", version="geproxy %s" % __version__)
+    p.add_argument("--bind", help="override Bind")
+    p.add_argument("--name", help="override Name")
+    p.add_argument("--workers", help="override WorkerProcesses")
+    return p.parse_args(argv)
+
+
+def setup_logging(cfg):
+    handler = logging.FileHandler(cfg.Log) if cfg.Log else logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    overrides = {k: v for k, v in (("Bind", args.bind), ("Name", args.name), ("WorkerProcesses", args.workers))
+                 if v is not None}
+    try:
+        cfg = load(args.config, overrides)
+    except ConfigError as e:
+        print("geproxy: configuration error: %s" % e, file=sys.stderr)
+        sys.exit(2)
+    if args.test:
+        print("geproxy: configuration %s is ok" % cfg.path)
+        return
+    import gevent
+    import gevent.event
+
+    from .proxy import Proxy
+
+    setup_logging(cfg)
+    proxy = Proxy(cfg)
+    try:
+        proxy.start()
+    except OSError as e:
+        print("geproxy: cannot listen on %s: %s" % (cfg.Bind, e.strerror or e), file=sys.stderr)
+        sys.exit(1)
+    stop = gevent.event.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(sig, stop.set)
+    stop.wait()
+    logging.getLogger("geproxy").info("shutting down")
+    proxy.stop()

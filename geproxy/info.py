@@ -1,0 +1,69 @@
+"""INFO as predixy prints it: `# Proxy`, `# SystemResource`, `# Stats`,
+`# Servers`, with predixy's field names so its dashboards keep working."""
+
+import resource
+import time
+
+from . import __version__
+
+SECTIONS = ("proxy", "systemresource", "stats", "servers")
+
+
+def render(proxy, args):
+    wanted = [a.lower() for a in args] or ["all"]
+    if any(w in ("all", "default", "everything") for w in wanted):
+        wanted = SECTIONS
+    out = []
+    for name in SECTIONS:
+        if name in wanted:
+            out.append(globals()["_" + name](proxy))
+    return "\r\n".join(out)
+
+
+def _lines(title, rows):
+    return "# %s\r\n" % title + "".join("%s:%s\r\n" % kv for kv in rows)
+
+
+def _proxy(proxy):
+    cfg = proxy.cfg
+    return _lines("Proxy", [
+        ("Version", __version__), ("Name", cfg.Name), ("Bind", cfg.Bind), ("RedisMode", "proxy"),
+        ("SingleThread", "true"), ("WorkerThreads", cfg.WorkerProcesses),
+        ("Uptime", int(time.time() - proxy.started)),
+        ("UptimeSince", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(proxy.started))),
+    ])
+
+
+def _systemresource(proxy):
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = proxy.rss()
+    return _lines("SystemResource", [
+        ("UsedMemory", rss), ("MaxMemory", proxy.cfg.MaxMemory), ("MaxRSS", usage.ru_maxrss * 1024),
+        ("UsedCpuSys", "%.3f" % usage.ru_stime), ("UsedCpuUser", "%.3f" % usage.ru_utime),
+    ])
+
+
+def _stats(proxy):
+    s = proxy.stats
+    servers = proxy.pool.servers.values()
+    return _lines("Stats", [
+        ("Accept", s.accept), ("ClientConnections", s.client_connections),
+        ("TotalRequests", s.total_requests), ("TotalResponses", s.total_responses),
+        ("TotalRecvClientBytes", s.recv_client_bytes),
+        ("TotalSendServerBytes", sum(v.send_bytes for v in servers)),
+        ("TotalRecvServerBytes", sum(v.recv_bytes for v in servers)),
+        ("TotalSendClientBytes", s.send_client_bytes),
+    ])
+
+
+def _servers(proxy):
+    blocks = []
+    for s in sorted(proxy.pool.servers.values(), key=lambda s: s.addr):
+        blocks.append("".join("%s:%s\r\n" % kv for kv in [
+            ("Server", s.addr), ("Role", s.role), ("Group", s.group), ("DC", ""),
+            ("CurrentIsFail", 1 if s.is_failed() else 0), ("Connections", s.connections),
+            ("Connect", s.connect), ("Requests", s.requests), ("Responses", s.responses),
+            ("SendBytes", s.send_bytes), ("RecvBytes", s.recv_bytes),
+        ]))
+    return "# Servers\r\n" + "\r\n".join(blocks)
+

@@ -1,0 +1,142 @@
+"""Commands the proxy answers itself: connection state (HELLO, SELECT, CLIENT,
+QUIT, RESET) and things that only make sense for the proxy (INFO, CLUSTER
+KEYSLOT).  Each handler takes (session, args) and returns reply bytes."""
+
+from . import __version__, info
+from .resp import OK, PONG, bulk, error, integer, mapping, null, simple, verbatim
+from .slots import key_slot
+
+NOT_INT = error("ERR value is not an integer or out of range")
+
+
+def _int(value):
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def ping(session, args):
+    if len(args) > 2:
+        return error("ERR wrong number of arguments for 'ping' command")
+    return bulk(args[1]) if len(args) == 2 else PONG
+
+
+def echo(session, args):
+    return bulk(args[1])
+
+
+def quit_(session, args):
+    session.closing = True
+    return OK
+
+
+def select(session, args):
+    db = _int(args[1])
+    if db is None:
+        return NOT_INT
+    return OK if db == 0 else error("ERR SELECT is not allowed in cluster mode")
+
+
+def ok(session, args):
+    return OK
+
+
+def reset(session, args):
+    session.proto = 2
+    session.name = b""
+    return simple("RESET")
+
+
+def hello(session, args):
+    proto = session.proto
+    i = 1
+    if len(args) > 1:
+        proto = _int(args[1])
+        if proto not in (2, 3):
+            return error("NOPROTO unsupported protocol version")
+        i = 2
+    name = None
+    while i < len(args):
+        opt = args[i].lower()
+        if opt == b"auth" and i + 2 < len(args):
+            i += 3  # accepted as is until an Authority is configured
+        elif opt == b"setname" and i + 1 < len(args):
+            name = args[i + 1]
+            if not _valid_name(name):
+                return error("ERR Client names cannot contain spaces, newlines or special characters.")
+            i += 2
+        else:
+            return error("ERR Syntax error in HELLO option '%s'" % args[i].decode("utf-8", "replace"))
+    session.proto = proto
+    if name is not None:
+        session.name = name
+    version = session.proxy.pool.version or __version__
+    return mapping([
+        (bulk("server"), bulk("redis")),
+        (bulk("version"), bulk(version)),
+        (bulk("proto"), integer(proto)),
+        (bulk("id"), integer(session.id)),
+        (bulk("mode"), bulk("standalone")),
+        (bulk("role"), bulk("master")),
+        (bulk("modules"), b"*0\r\n"),
+    ], proto)
+
+
+def _valid_name(name):
+    return all(33 <= c <= 126 for c in name)
+
+
+def client(session, args):
+    sub = args[1].lower() if len(args) > 1 else b""
+    if sub == b"id" and len(args) == 2:
+        return integer(session.id)
+    if sub == b"getname" and len(args) == 2:
+        return bulk(session.name) if session.name else null(session.proto)
+    if sub == b"setname" and len(args) == 3:
+        if not _valid_name(args[2]):
+            return error("ERR Client names cannot contain spaces, newlines or special characters.")
+        session.name = args[2]
+        return OK
+    if sub == b"setinfo" and len(args) == 4:
+        attr = args[2].lower()
+        if attr not in (b"lib-name", b"lib-ver"):
+            return error("ERR Unrecognized option '%s'" % args[2].decode("utf-8", "replace"))
+        session.lib[attr.decode()] = args[3]
+        return OK
+    if sub == b"info" and len(args) == 2:
+        return verbatim(session.describe() + "\n", session.proto)
+    if sub == b"list":
+        lines = "".join(s.describe() + "\n" for s in session.proxy.sessions.values())
+        return verbatim(lines, session.proto)
+    if sub in (b"no-evict", b"no-touch") and len(args) == 3:
+        return OK
+    if sub == b"help":
+        return b"*1\r\n" + bulk("CLIENT ID|GETNAME|SETNAME|SETINFO|INFO|LIST are served by geproxy")
+    if sub in (b"id", b"getname", b"setname", b"setinfo", b"info", b"no-evict", b"no-touch"):
+        return error("ERR wrong number of arguments for 'client|%s' command" % sub.decode())
+    return error("ERR CLIENT %s is not supported by geproxy" % args[1].decode("utf-8", "replace").upper())
+
+
+def cluster(session, args):
+    sub = args[1].lower() if len(args) > 1 else b""
+    if sub == b"keyslot" and len(args) == 3:
+        return integer(key_slot(args[2]))
+    return error("ERR CLUSTER %s is not available through geproxy, which hides the cluster"
+                 % args[1].decode("utf-8", "replace").upper())
+
+
+def info_(session, args):
+    return verbatim(info.render(session.proxy, [a.decode("utf-8", "replace") for a in args[1:]]), session.proto)
+
+
+HANDLERS = {
+    "ping": ping, "echo": echo, "quit": quit_, "select": select, "hello": hello,
+    "auth": ok, "readonly": ok, "readwrite": ok, "asking": ok, "reset": reset,
+    "client": client, "cluster": cluster, "info": info_,
+}
+
+
+def handle(session, name, args):
+    return HANDLERS[name](session, args)
+

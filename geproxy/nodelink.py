@@ -1,0 +1,174 @@
+"""A node link: one multiplexed, pipelined connection to a node, shared by
+every session.
+
+Sessions append requests; the first append of a loop turn schedules a flush
+that runs once the hub gets control, so every request queued in that turn,
+from any client, leaves in one write.  A reader greenlet cuts the reply stream
+at reply boundaries and hands each reply, unparsed, to the request at the head
+of the in-flight queue: Redis answers a connection in order, so FIFO is the
+whole bookkeeping.
+"""
+
+import logging
+import socket
+from collections import deque
+
+import gevent
+import hiredis
+
+from .connection import BackendError, dial, handshake_commands, read_replies
+from .resp import ProtocolError, error, reply_end
+
+log = logging.getLogger("geproxy.link")
+
+IDLE, CONNECTING, READY = range(3)
+_ERRORS = (BackendError, OSError, ProtocolError, socket.timeout)
+
+
+class NodeLink:
+    def __init__(self, server, proto):
+        self.server = server
+        self.proto = proto
+        self.queue = []            # requests not yet written
+        self.inflight = deque()    # written, waiting for their reply, in order
+        self.state = IDLE
+        self.sock = None
+        self.reader = None
+        self.writing = False       # a greenlet is finishing a partial write
+        self.scheduled = False
+        self._loop = gevent.get_hub().loop
+
+    def send(self, req):
+        """Queue a request; its `done()` is called with the reply bytes."""
+        self.queue.append(req)
+        if not self.scheduled:
+            self.scheduled = True
+            self._loop.run_callback(self._flush)
+
+    def close(self):
+        if self.state != IDLE:
+            self._fail("link closed")
+
+    # -- writing: from a hub callback, never blocking the hub --
+
+    def _flush(self):
+        self.scheduled = False
+        if self.state == IDLE:
+            if self.queue:
+                self.state = CONNECTING
+                gevent.spawn(self._connect)
+            return
+        if self.state != READY or self.writing or not self.queue:
+            return
+        batch, self.queue = self.queue, []
+        self.inflight.extend(batch)
+        data = b"".join([r.raw for r in batch])
+        server = self.server
+        server.requests += len(batch)
+        server.send_bytes += len(data)
+        try:
+            sent = self.sock._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as e:
+            self._fail(str(e))
+            return
+        if sent < len(data):
+            self.writing = True
+            gevent.spawn(self._write_rest, data[sent:])
+
+    def _write_rest(self, data):
+        """The socket buffer was full: finish in a greenlet, then flush what queued meanwhile."""
+        try:
+            self.sock.sendall(data)
+        except _ERRORS as e:
+            self._fail(str(e))
+            return
+        finally:
+            self.writing = False
+        self._flush()
+
+    def _connect(self):
+        server = self.server
+        cfg = server.cfg
+        try:
+            sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive)
+            cmds = handshake_commands(self.proto, cfg.User, cfg.Password, readonly=server.role == "slave")
+            if cmds:
+                try:
+                    sock.sendall(b"".join(cmds))
+                    read_replies(sock, hiredis.Reader(), len(cmds), "%s: handshake" % server.addr)
+                except BaseException:
+                    sock.close()
+                    raise
+        except _ERRORS as e:
+            self._fail(str(e))
+            return
+        server.connect += 1
+        server.connections += 1
+        self.sock = sock
+        self.state = READY
+        self.reader = gevent.spawn(self._read_guarded, sock)
+        self._flush()
+
+    # -- reading: cut replies, complete requests in order --
+
+    def _read_guarded(self, sock):
+        try:
+            self._read(sock)
+        except _ERRORS as e:
+            if self.sock is sock:
+                self._fail(str(e) or e.__class__.__name__)
+
+    def _read(self, sock):
+        server = self.server
+        inflight = self.inflight
+        buf = b""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                if inflight:
+                    raise BackendError("no reply within ServerTimeout") from None
+                continue
+            if not data:
+                raise BackendError("connection closed by server")
+            server.recv_bytes += len(data)
+            buf = buf + data if buf else data
+            pos = 0
+            size = len(buf)
+            while pos < size:
+                end = reply_end(buf, pos)
+                if end < 0:
+                    break
+                try:
+                    req = inflight.popleft()
+                except IndexError:
+                    raise ProtocolError("reply without a request") from None
+                server.responses += 1
+                req.done(buf[pos:end] if pos or end != size else buf)
+                pos = end
+            buf = buf[pos:] if pos < size else b""
+            server.failures = 0
+
+    def _fail(self, why):
+        """The connection is gone: every request on it gets an error, the server
+        counts a failure, and the next send dials again."""
+        server = self.server
+        sock, reader = self.sock, self.reader
+        self.sock = self.reader = None
+        self.state = IDLE
+        if sock is not None:
+            sock.close()
+            server.connections -= 1
+        if reader is not None and reader is not gevent.getcurrent():
+            reader.kill(block=False)
+        lost = list(self.inflight) + self.queue
+        self.inflight.clear()
+        self.queue = []
+        if lost:
+            log.warning("link to %s failed: %s", server.addr, why)
+            server.note_failure()
+        reply = error("ERR geproxy: server %s failed: %s" % (server.addr, why))
+        for req in lost:
+            req.done(reply)

@@ -1,0 +1,82 @@
+"""The proxy: a gevent StreamServer that gives each client a Session, in front
+of one ClusterServerPool."""
+
+import logging
+import os
+import socket
+import time
+
+import gevent
+import psutil
+from gevent import socket as gsocket
+from gevent.server import StreamServer
+
+from .router import Router
+from .serverpool import ClusterServerPool
+from .session import Session
+from .settings import parse_address
+from .stats import Stats
+
+log = logging.getLogger("geproxy")
+
+
+def listen(bind, backlog=1024):
+    """A listening socket for host:port, [v6]:port or a unix socket path."""
+    host, port = parse_address(bind)
+    if port is None:
+        if os.path.exists(host):
+            os.unlink(host)
+        sock = gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(host)
+    else:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = gsocket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+class Proxy:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.pool = ClusterServerPool(cfg.pool)
+        self.router = Router(self)
+        self.stats = Stats()
+        self.sessions = {}
+        self.started = time.time()
+        self._process = psutil.Process()
+        self.server = None
+
+    def rss(self):
+        return self._process.memory_info().rss
+
+    def start(self, listener=None):
+        self.server = StreamServer(listener or listen(self.cfg.Bind), self._handle)
+        self.server.start()
+        log.info("geproxy %s listening on %s", self.cfg.Name, self.cfg.Bind)
+        self.pool.start()
+
+    def serve_forever(self):
+        self.start()
+        self.server._stop_event.wait()
+
+    def stop(self, timeout=5):
+        if self.server is not None:
+            self.server.stop(timeout=timeout)
+        self.pool.stop()
+
+    def _handle(self, sock, address):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) if sock.family != socket.AF_UNIX else None
+        session = Session(self, sock, address)
+        stats = self.stats
+        stats.accept += 1
+        stats.client_connections += 1
+        self.sessions[session.id] = session
+        try:
+            session.run()
+        finally:
+            stats.client_connections -= 1
+            del self.sessions[session.id]
+            sock.close()

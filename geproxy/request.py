@@ -1,0 +1,39 @@
+"""A request in flight: the bytes to send, and where its reply goes.
+
+The reply arrives on a node link's reader greenlet.  Redirections (MOVED, ASK,
+TRYAGAIN) are followed from there, without waking the client's session; only
+a final reply is handed to the owner.
+"""
+
+
+class Request:
+    __slots__ = ("raw", "reply", "owner", "router", "slot", "redirects", "proto")
+
+    def __init__(self, owner, router, raw, slot, proto):
+        self.raw = raw
+        self.reply = None
+        self.owner = owner          # has request_done(); the session, or a parent request
+        self.router = router
+        self.slot = slot
+        self.redirects = 0
+        self.proto = proto
+
+    def done(self, reply):
+        if reply[0] == 45 and reply[1:4] in (b"MOV", b"ASK", b"TRY") and self.router.redirect(self, reply):
+            return
+        self.reply = reply
+        self.owner.request_done()
+
+
+class Asking:
+    """The ASKING that must precede a request sent after an ASK redirection;
+    its +OK is swallowed."""
+
+    __slots__ = ()
+    raw = b"*1\r\n$6\r\nASKING\r\n"
+
+    def done(self, reply):
+        pass
+
+
+ASKING = Asking()

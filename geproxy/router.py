@@ -1,0 +1,134 @@
+"""The router: from a parsed command to where it goes.
+
+Routing is data (commands.py): a command's kind says whether the proxy answers
+it, which node's slot owns it, or that it needs every master or a private
+connection.  Keyed commands go to the master owning their slot over the shared
+node link of the client's protocol (RESP2 or RESP3), so reply bytes can be
+forwarded as they are.
+"""
+
+import logging
+
+import gevent
+
+from . import localcmds
+from .request import ASKING, Request
+from .resp import error
+from .slots import key_slot
+
+log = logging.getLogger("geproxy.router")
+
+MAX_REDIRECTS = 5
+CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot")
+NOT_READY = error("CLUSTERDOWN geproxy has not reached any cluster node yet")
+
+
+def unknown_command(args):
+    shown = " ".join("'%s'" % a[:128].decode("utf-8", "replace") for a in args[1:20])
+    return error("ERR unknown command '%s', with args beginning with: %s" % (
+        args[0][:128].decode("utf-8", "replace"), shown))
+
+
+def wrong_arity(name):
+    return error("ERR wrong number of arguments for '%s' command" % name)
+
+
+class Router:
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.pool = proxy.pool
+
+    def dispatch(self, session, args, raw):
+        """The reply bytes, or a Request whose reply will come."""
+        table = self.pool.commands
+        if table is None:
+            return NOT_READY
+        cmd = table.get(args[0])
+        if cmd is None:
+            return unknown_command(args)
+        if not cmd.arity_ok(len(args)):
+            return wrong_arity(cmd.name)
+        if cmd.subcommands:
+            sub = cmd.lookup(args)
+            if sub is None:
+                if cmd.kind == "local":
+                    return localcmds.handle(session, cmd.name, args)
+                return error("ERR unknown subcommand '%s'. Try %s HELP." % (
+                    args[1][:128].decode("utf-8", "replace"), cmd.name.upper()))
+            if not sub.arity_ok(len(args)):
+                return wrong_arity("%s|%s" % (cmd.name, sub.name))
+            cmd = sub
+        kind = cmd.kind
+        if kind == "key" or kind == "multikey":
+            keys = cmd.keys(args)
+            if not keys:
+                return self.send_any(session, raw)
+            slot = key_slot(keys[0])
+            for k in keys[1:]:
+                if key_slot(k) != slot:
+                    return CROSSSLOT
+            if cmd.blocks(args):
+                return self.unsupported(args)
+            return self.send(session, raw, slot)
+        if kind == "any":
+            return self.send_any(session, raw)
+        if kind == "local":
+            return localcmds.handle(session, cmd.name, args)
+        if kind == "deny":
+            return error("ERR " + cmd.reason)
+        return self.unsupported(args)
+
+    def unsupported(self, args):
+        return error("ERR geproxy does not support %s yet" % args[0][:64].decode("utf-8", "replace").upper())
+
+    def send(self, session, raw, slot):
+        server = self.pool.slots[slot]
+        if server is None:
+            return error("CLUSTERDOWN Hash slot not served")
+        return self._send_to(session, raw, server, slot)
+
+    def send_any(self, session, raw):
+        server = self.pool.any_master()
+        if server is None:
+            return NOT_READY
+        return self._send_to(session, raw, server, None)
+
+    def _send_to(self, session, raw, server, slot):
+        if server.fail_until and server.is_failed():
+            return error("ERR geproxy: server %s is marked failed, retrying in a moment" % server.addr)
+        req = Request(session, self, raw, slot, session.proto)
+        server.link(session.proto).send(req)
+        return req
+
+    def redirect(self, req, reply):
+        """Follow MOVED / ASK / TRYAGAIN for a request; False leaves the reply to the client."""
+        words = reply[1:].split()
+        kind = words[0]
+        if kind not in (b"MOVED", b"ASK", b"TRYAGAIN"):
+            return False
+        req.redirects += 1
+        if req.redirects > MAX_REDIRECTS:
+            log.warning("giving up after %d redirections: %r", MAX_REDIRECTS, reply[:80])
+            req.reply = error("ERR geproxy: too many cluster redirections (last: %s)" % reply[1:-2].decode())
+            req.owner.request_done()
+            return True
+        if kind == b"TRYAGAIN":
+            gevent.spawn_later(0.02 * req.redirects, self._retry, req)
+            return True
+        addr = words[2].decode()
+        server = self.pool.server(addr)
+        link = server.link(req.proto)
+        if kind == b"MOVED":
+            self.pool.moved(int(words[1]), addr)
+        else:
+            link.send(ASKING)
+        link.send(req)
+        return True
+
+    def _retry(self, req):
+        server = self.pool.slots[req.slot] if req.slot is not None else self.pool.any_master()
+        if server is None:
+            req.reply = error("CLUSTERDOWN Hash slot not served")
+            req.owner.request_done()
+            return
+        server.link(req.proto).send(req)

@@ -1,0 +1,54 @@
+"""A backend node as the proxy sees it: address, role, its links, its
+counters (the `# Servers` section of INFO), and its failure state.
+
+A node that fails ServerFailureLimit times in a row is marked failed for
+ServerRetryTimeout: requests for its slots are answered with an error at once
+instead of piling up behind a dead socket; after that it is tried again.
+"""
+
+import logging
+import time
+
+from .nodelink import NodeLink
+
+log = logging.getLogger("geproxy.server")
+
+
+class Server:
+    def __init__(self, addr, cfg):
+        self.addr = addr
+        host, _, port = addr.rpartition(":")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.cfg = cfg                  # the ClusterServerPool section
+        self.role = "master"
+        self.node_id = ""
+        self.group = ""                 # the master's node id
+        self.links = {}
+        self.failures = 0               # in a row
+        self.fail_until = 0.0
+        self.connections = self.connect = 0
+        self.requests = self.responses = self.send_bytes = self.recv_bytes = 0
+
+    def link(self, proto):
+        link = self.links.get(proto)
+        if link is None:
+            link = self.links[proto] = NodeLink(self, proto)
+        return link
+
+    def is_failed(self):
+        return self.fail_until and time.monotonic() < self.fail_until
+
+    def note_failure(self):
+        self.failures += 1
+        if self.failures >= self.cfg.ServerFailureLimit:
+            self.failures = 0
+            self.fail_until = time.monotonic() + self.cfg.ServerRetryTimeout
+            log.warning("server %s marked failed for %gs", self.addr, self.cfg.ServerRetryTimeout)
+
+    def close(self):
+        for link in self.links.values():
+            link.close()
+        self.links = {}
+
+    def __repr__(self):
+        return "<Server %s %s>" % (self.addr, self.role)

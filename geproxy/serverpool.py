@@ -1,0 +1,183 @@
+"""The cluster server pool: which node serves which slot.
+
+The map comes from CLUSTER NODES of any reachable node (the seeds first time),
+is refreshed every RefreshInterval by a background greenlet, and at once after
+a MOVED.  Replicas are known too, with their master's id as their group.
+"""
+
+import logging
+import random
+import time
+
+import gevent
+from gevent.event import Event
+
+from .commands import CommandTable
+from .connection import BackendError, Connection
+from .server import Server
+from .slots import SLOTS
+
+log = logging.getLogger("geproxy.pool")
+
+
+class NodeInfo:
+    __slots__ = ("node_id", "addr", "flags", "master_id", "slots")
+
+    def __init__(self, node_id, addr, flags, master_id, slots):
+        self.node_id, self.addr, self.flags = node_id, addr, flags
+        self.master_id, self.slots = master_id, slots
+
+    @property
+    def is_master(self):
+        return "master" in self.flags
+
+
+def parse_cluster_nodes(text, seen_from=None):
+    """CLUSTER NODES text -> [NodeInfo].  Slot ranges as (first, last);
+    migrating/importing markers ([slot->-id]) are left out."""
+    nodes = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 8:
+            continue
+        addr = parts[1].split("@")[0].split(",")[0]
+        flags = set(parts[2].split(","))
+        if "noaddr" in flags or "handshake" in flags:
+            continue
+        if addr.startswith(":") and seen_from:  # a lone node may not know its own IP
+            addr = seen_from.rpartition(":")[0] + addr
+        slots = []
+        for word in parts[8:]:
+            if word.startswith("["):
+                continue
+            first, _, last = word.partition("-")
+            slots.append((int(first), int(last or first)))
+        master_id = parts[3] if parts[3] != "-" else ""
+        nodes.append(NodeInfo(parts[0], addr, flags, master_id, slots))
+    return nodes
+
+
+class ClusterServerPool:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.seeds = list(cfg.Servers)
+        self.servers = {}                 # addr -> Server
+        self.slots = [None] * SLOTS       # slot -> master Server
+        self.masters = []
+        self.commands = None              # CommandTable, from the first node reached
+        self.version = ""                 # redis_version of the backends
+        self.refreshed_at = 0.0
+        self._refresh_now = Event()
+        self._greenlet = None
+        self._control = None
+
+    # -- lookups on the hot path --
+
+    def server(self, addr):
+        s = self.servers.get(addr)
+        if s is None:
+            s = self.servers[addr] = Server(addr, self.cfg)
+        return s
+
+    def any_master(self):
+        masters = self.masters
+        return random.choice(masters) if masters else None
+
+    # -- topology --
+
+    def start(self):
+        """Learn the cluster now if any seed answers; keep refreshing in the background."""
+        try:
+            self.refresh()
+        except BackendError as e:
+            log.error("no cluster node reachable yet (%s); retrying in the background", e)
+        self._greenlet = gevent.spawn(self._refresher)
+
+    def stop(self):
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+        if self._control is not None:
+            self._control.close()
+        for s in self.servers.values():
+            s.close()
+
+    def moved(self, slot, addr):
+        """A MOVED told us the owner of one slot: believe it now, refresh soon."""
+        self.slots[slot] = self.server(addr)
+        self._refresh_now.set()
+
+    def _refresher(self):
+        while True:
+            self._refresh_now.wait(timeout=self.cfg.RefreshInterval)
+            self._refresh_now.clear()
+            try:
+                self.refresh()
+            except BackendError as e:
+                log.warning("topology refresh failed: %s", e)
+            except Exception:
+                log.exception("topology refresh failed")
+            gevent.sleep(0.05)  # MOVED storms coalesce into one refresh
+
+    def _candidates(self):
+        known = [s.addr for s in self.masters if not s.is_failed()]
+        random.shuffle(known)
+        return known + [a for a in self.seeds if a not in known] + \
+            [a for a in self.servers if a not in known and a not in self.seeds]
+
+    def _query(self, *args):
+        """Ask the control connection, moving to another node when it fails."""
+        if self._control is not None:
+            try:
+                return self._control.execute(*args), self._control.addr
+            except BackendError:
+                self._control.close()
+                self._control = None
+        errors = []
+        for addr in self._candidates():
+            host, _, port = addr.rpartition(":")
+            try:
+                conn = Connection(host, int(port), self.cfg.ServerTimeout or 2.0, self.cfg.User, self.cfg.Password)
+                reply = conn.execute(*args)
+            except BackendError as e:
+                errors.append(str(e))
+                continue
+            self._control = conn
+            return reply, addr
+        raise BackendError("; ".join(errors[-3:]) or "no servers configured")
+
+    def refresh(self):
+        text, addr = self._query("CLUSTER", "NODES")
+        nodes = parse_cluster_nodes(text.decode(), seen_from=addr)
+        if self.commands is None:
+            table, _ = self._query("COMMAND")
+            info, _ = self._query("INFO", "server")
+            for line in info.decode().splitlines():
+                if line.startswith("redis_version:"):
+                    self.version = line.split(":", 1)[1].strip()
+            self.commands = CommandTable(table)
+            log.info("learned %d commands from Redis %s", len(self.commands), self.version)
+        self._apply(nodes)
+
+    def _apply(self, nodes):
+        slots = [None] * SLOTS
+        masters = []
+        ids = {n.node_id: n for n in nodes}
+        for n in nodes:
+            s = self.server(n.addr)
+            s.node_id = n.node_id
+            if n.is_master:
+                s.role, s.group = "master", n.node_id
+                if n.slots:
+                    masters.append(s)
+                for first, last in n.slots:
+                    slots[first:last + 1] = [s] * (last - first + 1)
+            else:
+                s.role, s.group = "slave", n.master_id if n.master_id in ids else ""
+        gone = [a for a in self.servers if a not in {n.addr for n in nodes}]
+        for addr in gone:
+            self.servers.pop(addr).close()
+        if masters and masters != self.masters or slots != self.slots:
+            log.info("topology: %d masters, %d nodes", len(masters), len(nodes))
+        self.slots = slots
+        self.masters = masters
+        self.refreshed_at = time.time()

@@ -1,0 +1,176 @@
+"""A client session: one greenlet per client connection, reading in a
+blocking style.
+
+Each read is parsed into as many commands as it holds and the whole batch is
+routed at once, so a pipeline becomes one write per node.  Replies are queued
+in the client's order; whoever completes the head of the queue (usually a node
+link's reader) schedules a flush, which writes every ready reply in one go
+without waking this greenlet.
+"""
+
+import itertools
+import logging
+import socket
+import time
+from collections import deque
+
+import gevent
+from gevent.event import Event
+
+from .reqparser import RequestParser
+from .resp import error
+
+log = logging.getLogger("geproxy.session")
+
+_ids = itertools.count(1)
+
+
+class Session:
+    def __init__(self, proxy, sock, address):
+        self.proxy = proxy
+        self.sock = sock
+        self.address = address
+        self.id = next(_ids)
+        self.proto = 2
+        self.name = b""
+        self.lib = {}
+        self.created = self.active = time.time()
+        self.replies = deque()      # bytes or Request, in the client's order
+        self.backlog = []           # output the socket would not take yet
+        self.writer = None          # greenlet draining the backlog
+        self.closing = False        # QUIT or protocol error: stop reading, finish writing
+        self.closed = False
+        self._scheduled = False
+        self._drained = None
+        self._loop = gevent.get_hub().loop
+
+    # -- reading --
+
+    def run(self):
+        proxy = self.proxy
+        stats = proxy.stats
+        router = proxy.router
+        sock = self.sock
+        parser = RequestParser()
+        bufsize = proxy.cfg.BufSize
+        replies = self.replies
+        try:
+            while not self.closing:
+                timeout = proxy.cfg.ClientTimeout or None
+                if sock.timeout != timeout:
+                    sock.settimeout(timeout)
+                data = sock.recv(bufsize)
+                if not data:
+                    break
+                stats.recv_client_bytes += len(data)
+                commands, err = parser.feed(data)
+                if commands:
+                    self.active = time.time()
+                    stats.total_requests += len(commands)
+                    for args, raw in commands:
+                        replies.append(router.dispatch(self, args, raw))
+                        if self.closing:
+                            break
+                if err is not None:
+                    log.info("client %s: protocol error: %s", self.peer(), err)
+                    replies.append(error("ERR Protocol error: %s" % err))
+                    self.closing = True
+                self.flush()
+            if self.closing:
+                self._wait_drained()
+        except socket.timeout:
+            log.info("client %s idle for %ss: closed", self.peer(), proxy.cfg.ClientTimeout)
+        except OSError:
+            pass
+        finally:
+            self.closed = True
+
+    # -- writing --
+
+    def request_done(self):
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.run_callback(self.flush)
+
+    def flush(self):
+        """Write every reply that is ready at the head of the queue."""
+        self._scheduled = False
+        q = self.replies
+        out = []
+        while q:
+            r = q[0]
+            if r.__class__ is not bytes:
+                r = r.reply
+                if r is None:
+                    break
+            out.append(r)
+            q.popleft()
+        if out:
+            stats = self.proxy.stats
+            stats.total_responses += len(out)
+            data = out[0] if len(out) == 1 else b"".join(out)
+            stats.send_client_bytes += len(data)
+            self._write(data)
+        if self._drained is not None and not q and self.writer is None:
+            self._drained.set()
+
+    def _write(self, data):
+        if self.closed:
+            return
+        if self.writer is not None:
+            self.backlog.append(data)
+            return
+        try:
+            sent = self.sock._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._abort()
+            return
+        if sent < len(data):
+            self.backlog.append(data[sent:])
+            self.writer = gevent.spawn(self._drain)
+
+    def _drain(self):
+        try:
+            while self.backlog:
+                data = b"".join(self.backlog)
+                self.backlog = []
+                self.sock.sendall(data)
+        except OSError:
+            self._abort()
+        finally:
+            self.writer = None
+        if self._drained is not None and not self.replies:
+            self._drained.set()
+
+    def _abort(self):
+        """The client is gone: stop writing; its reader sees the closed socket."""
+        self.closed = True
+        self.backlog = []
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _wait_drained(self, timeout=30):
+        self._drained = Event()
+        if not self.replies and self.writer is None:
+            return
+        self._drained.wait(timeout)
+
+    # -- describing --
+
+    def peer(self):
+        a = self.address
+        return "%s:%s" % (a[0], a[1]) if isinstance(a, tuple) else str(a or "unix")
+
+    def describe(self):
+        """CLIENT INFO / CLIENT LIST line."""
+        now = time.time()
+        return ("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 "
+                "multi=-1 cmd=client user=default resp=%d lib-name=%s lib-ver=%s" % (
+                    self.id, self.peer(), self.proxy.cfg.Bind, self.name.decode("utf-8", "replace"),
+                    now - self.created, now - self.active, self.proto,
+                    self.lib.get("lib-name", b"").decode("utf-8", "replace"),
+                    self.lib.get("lib-ver", b"").decode("utf-8", "replace")))

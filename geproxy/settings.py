@@ -1,0 +1,166 @@
+"""Every setting, declared once: name, section, validator, default, whether
+CONFIG SET may change it online, and a one-line doc.  The configspec, `-t`,
+the README's reference and (later) CONFIG GET/SET all derive from this table.
+
+Names are predixy's, so its users feel at home.
+"""
+
+import re
+
+from validate import ValidateError
+
+
+class Setting:
+    __slots__ = ("name", "section", "check", "default", "doc", "online")
+
+    def __init__(self, name, section, check, default, doc, online=False):
+        self.name, self.section, self.check = name, section, check
+        self.default, self.doc, self.online = default, doc, online
+
+    @property
+    def key(self):
+        return "%s.%s" % (self.section, self.name) if self.section else self.name
+
+
+POOL = "ClusterServerPool"
+
+SETTINGS = [
+    Setting("Name", None, "string(min=1)", "geproxy", "service name, shown by INFO"),
+    Setting("Bind", None, "address", "0.0.0.0:7617", "listen address: host:port, [v6]:port or a unix socket path"),
+    Setting("WorkerProcesses", None, "integer(min=1, max=64)", "1",
+            "worker processes sharing the port (predixy's WorkerThreads is accepted as an alias)"),
+    Setting("MaxMemory", None, "memsize", "0", "memory limit of the process: 0 (none), 100M, 1G", online=True),
+    Setting("ClientTimeout", None, "integer(min=0)", "0", "close a client idle this many seconds (0: never)",
+            online=True),
+    Setting("BufSize", None, "integer(min=512, max=67108864)", "16384", "bytes read from a socket at a time"),
+    Setting("Log", None, "string", "", "log file path; empty logs to stdout"),
+    Setting("LogRotate", None, "logrotate", "", "rotate the log: 1d, 2h, 30m, 1G, 500M, combinable ('1d 2G')"),
+    Setting("AllowMissLog", None, "boolean", "true", "may drop log lines under pressure rather than block",
+            online=True),
+    Setting("LogVerbSample", None, "integer(min=0)", "0", "log every N-th verbose line (0: none)", online=True),
+    Setting("LogDebugSample", None, "integer(min=0)", "0", "log every N-th debug line (0: none)", online=True),
+    Setting("LogInfoSample", None, "integer(min=0)", "1", "log every N-th info line (0: none)", online=True),
+    Setting("LogNoticeSample", None, "integer(min=0)", "1", "log every N-th notice line (0: none)", online=True),
+    Setting("LogWarnSample", None, "integer(min=0)", "1", "log every N-th warning (0: none)", online=True),
+    Setting("LogErrorSample", None, "integer(min=0)", "1", "log every N-th error (0: none)", online=True),
+    Setting("Password", POOL, "string", "", "password for every backend connection"),
+    Setting("User", POOL, "string", "", "ACL user for every backend connection (with Password)"),
+    Setting("MasterReadPriority", POOL, "integer(min=0, max=100)", "50", "read priority of masters"),
+    Setting("StaticSlaveReadPriority", POOL, "integer(min=0, max=100)", "0",
+            "read priority of replicas listed in Servers"),
+    Setting("DynamicSlaveReadPriority", POOL, "integer(min=0, max=100)", "0",
+            "read priority of replicas learned from the cluster"),
+    Setting("RefreshInterval", POOL, "duration", "1", "how often the slot map is refreshed"),
+    Setting("ServerTimeout", POOL, "duration", "0", "longest wait for a backend reply (0: no limit)"),
+    Setting("ServerFailureLimit", POOL, "integer(min=1)", "10",
+            "failures in a row after which a node is marked failed"),
+    Setting("ServerRetryTimeout", POOL, "duration", "1", "how long a failed node is left alone before a retry"),
+    Setting("KeepAlive", POOL, "integer(min=0)", "0", "TCP keepalive idle seconds on backend sockets (0: off)"),
+    Setting("Servers", POOL, "addresses", None, "seed nodes, host:port, comma separated; one reachable is enough"),
+]
+
+ALIASES = {"WorkerThreads": "WorkerProcesses"}
+
+BY_NAME = {s.name.lower(): s for s in SETTINGS}
+
+
+def configspec_lines():
+    """The validate configspec, derived from SETTINGS."""
+    lines, current = [], None
+    for s in sorted(SETTINGS, key=lambda s: s.section or ""):
+        if s.section != current:
+            current = s.section
+            lines.append("[%s]" % current)
+        default = "" if s.default is None else ", default=%r" % s.default
+        check = s.check
+        if default:
+            check = check[:-1] + default + ")" if check.endswith(")") else "%s(%s)" % (check, default[2:])
+        lines.append("%s = %s" % (s.name, check))
+    return lines
+
+
+# ---- validator functions used by the configspec ----
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m)?\s*$")
+_DURATION_UNITS = {None: 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "m": 60.0}
+_MEMSIZE = re.compile(r"^\s*(\d+)\s*([kKmMgG])?[bB]?\s*$")
+_MEMSIZE_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_ROTATE = re.compile(r"^(\d+)([dhmGM])$")
+
+
+def _scalar(value):
+    if isinstance(value, list):
+        raise ValidateError("expected one value, got a list")
+    return str(value)
+
+
+def duration(value, default=None):
+    """Seconds as a float, from '1', '500ms', '2s', '100us'."""
+    m = _DURATION.match(_scalar(value))
+    if not m:
+        raise ValidateError("%r is not a duration (e.g. 1, 500ms, 2s)" % value)
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def memsize(value, default=None):
+    """Bytes, from '0', '100M', '1G', '512k'."""
+    m = _MEMSIZE.match(_scalar(value))
+    if not m:
+        raise ValidateError("%r is not a memory size (e.g. 0, 100M, 1G)" % value)
+    return int(m.group(1)) * _MEMSIZE_UNITS[(m.group(2) or "").lower() or None]
+
+
+def parse_address(text):
+    """('host', port) for host:port or [v6]:port; (path, None) for a unix socket path."""
+    text = text.strip()
+    if text.startswith("/") or text.startswith("./"):
+        return text, None
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("%r is not host:port, [v6]:port or a socket path" % text)
+    return host, int(port)
+
+
+def address(value, default=None):
+    try:
+        parse_address(_scalar(value))
+    except ValueError as e:
+        raise ValidateError(str(e))
+    return str(value).strip()
+
+
+def addresses(value, default=None):
+    items = value if isinstance(value, list) else [value]
+    items = [str(v).strip() for v in items if str(v).strip()]
+    if not items:
+        raise ValidateError("needs at least one host:port")
+    for item in items:
+        try:
+            if parse_address(item)[1] is None:
+                raise ValueError("%r: seed nodes must be host:port" % item)
+        except ValueError as e:
+            raise ValidateError(str(e))
+    return items
+
+
+def logrotate(value, default=None):
+    """('seconds', 'bytes') from predixy's LogRotate words: 1d, 2h, 30m, 1G, 500M."""
+    words = value if isinstance(value, list) else str(value).split()
+    seconds = size = 0
+    for w in words:
+        m = _ROTATE.match(w.strip())
+        if not m:
+            raise ValidateError("%r is not a rotation (1d, 1-24h, 1-1440m, nG, nM)" % w)
+        n, unit = int(m.group(1)), m.group(2)
+        if unit in "dhm":
+            seconds = n * {"d": 86400, "h": 3600, "m": 60}[unit]
+        else:
+            size = n << (30 if unit == "G" else 20)
+    return seconds, size
+
+
+FUNCTIONS = {"duration": duration, "memsize": memsize, "address": address,
+             "addresses": addresses, "logrotate": logrotate}
