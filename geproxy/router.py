@@ -48,11 +48,11 @@ class Router:
             return unknown_command(args)
         if not cmd.arity_ok(len(args)):
             return wrong_arity(cmd.name)
+        if cmd.kind == "local":
+            return localcmds.handle(session, cmd.name, args)
         if cmd.subcommands:
             sub = cmd.lookup(args)
             if sub is None:
-                if cmd.kind == "local":
-                    return localcmds.handle(session, cmd.name, args)
                 return error("ERR unknown subcommand '%s'. Try %s HELP." % (
                     args[1][:128].decode("utf-8", "replace"), cmd.name.upper()))
             if not sub.arity_ok(len(args)):
@@ -72,8 +72,6 @@ class Router:
             return self.send(session, raw, slot)
         if kind == "any":
             return self.send_any(session, raw)
-        if kind == "local":
-            return localcmds.handle(session, cmd.name, args)
         if kind == "deny":
             return error("ERR " + cmd.reason)
         return self.unsupported(args)

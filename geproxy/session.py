@@ -23,6 +23,7 @@ from .resp import error
 log = logging.getLogger("geproxy.session")
 
 _ids = itertools.count(1)
+INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
 
 
 class Session:
@@ -68,7 +69,11 @@ class Session:
                     self.active = time.time()
                     stats.total_requests += len(commands)
                     for args, raw in commands:
-                        replies.append(router.dispatch(self, args, raw))
+                        try:
+                            replies.append(router.dispatch(self, args, raw))
+                        except Exception:
+                            log.exception("internal error on %r", args[:3])
+                            replies.append(INTERNAL_ERROR)
                         if self.closing:
                             break
                 if err is not None:

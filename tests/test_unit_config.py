@@ -1,0 +1,125 @@
+"""Configuration: the declared settings, validation, includes, and the CLI's -t."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from geproxy.config import ConfigError, load
+from geproxy.settings import SETTINGS, configspec_lines
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+GOOD = """\
+Name = geproxy
+Bind = 127.0.0.1:7617
+WorkerProcesses = 1
+ClientTimeout = 0
+[ClusterServerPool]
+MasterReadPriority = 100
+RefreshInterval = 1
+ServerTimeout = 1
+ServerFailureLimit = 10
+ServerRetryTimeout = 1
+Servers = 127.0.0.1:7000, 127.0.0.1:7001
+"""
+
+
+def write(tmp_path, text, name="proxy.conf"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_issue_example_loads(tmp_path):
+    cfg = load(write(tmp_path, GOOD))
+    assert cfg.Name == "geproxy" and cfg.Bind == "127.0.0.1:7617"
+    assert cfg.WorkerProcesses == 1 and cfg.ClientTimeout == 0
+    assert cfg.pool.Servers == ["127.0.0.1:7000", "127.0.0.1:7001"]
+    assert cfg.pool.ServerTimeout == 1.0 and cfg.pool.ServerFailureLimit == 10
+    assert cfg.MaxMemory == 0 and cfg.BufSize == 16384  # defaults
+
+
+def test_durations_and_sizes(tmp_path):
+    text = GOOD.replace("ServerTimeout = 1", "ServerTimeout = 500ms").replace(
+        "ClientTimeout = 0", "ClientTimeout = 0\nMaxMemory = 1G\nLogRotate = 1d 2G")
+    cfg = load(write(tmp_path, text))
+    assert cfg.pool.ServerTimeout == 0.5
+    assert cfg.MaxMemory == 1 << 30
+    assert cfg.LogRotate == (86400, 2 << 30)
+
+
+def test_worker_threads_alias(tmp_path):
+    cfg = load(write(tmp_path, GOOD.replace("WorkerProcesses = 1", "WorkerThreads = 3")))
+    assert cfg.WorkerProcesses == 3
+
+
+def test_include_relative_to_including_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, "[ClusterServerPool]\nServers = 10.0.0.1:7000\nPassword = pw\n", "sub/cluster.conf")
+    main = write(tmp_path, "Name = x\nInclude = sub/cluster.conf\nLog = logs/g.log\n")
+    cfg = load(main)
+    assert cfg.pool.Servers == ["10.0.0.1:7000"] and cfg.pool.Password == "pw"
+    assert cfg.Log == str(tmp_path / "logs" / "g.log")
+
+
+@pytest.mark.parametrize("change,needle", [
+    (("ServerTimeout = 1", "ServerTimeout = soon"), "ClusterServerPool.ServerTimeout"),
+    (("MasterReadPriority = 100", "MasterReadPriority = 101"), "ClusterServerPool.MasterReadPriority"),
+    (("Name = geproxy", "Name = geproxy\nColour = blue"), "unknown setting Colour"),
+    (("RefreshInterval = 1", "RefreshInterval = 1\nRefreshIntervall = 2"),
+     "unknown setting ClusterServerPool.RefreshIntervall"),
+    (("Servers = 127.0.0.1:7000, 127.0.0.1:7001", "Servers = nohost"), "ClusterServerPool.Servers"),
+    (("Servers = 127.0.0.1:7000, 127.0.0.1:7001", ""), "ClusterServerPool.Servers is required"),
+    (("Bind = 127.0.0.1:7617", "Bind = 127.0.0.1:99999"), "Bind"),
+    (("ClientTimeout = 0", "ClientTimeout = -1"), "ClientTimeout"),
+    (("ClientTimeout = 0", "MaxMemory = lots"), "MaxMemory"),
+])
+def test_bad_values_name_the_key(tmp_path, change, needle):
+    with pytest.raises(ConfigError) as e:
+        load(write(tmp_path, GOOD.replace(*change)))
+    assert needle in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_file_and_missing_pool(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(str(tmp_path / "nope.conf"))
+    with pytest.raises(ConfigError, match="ClusterServerPool"):
+        load(write(tmp_path, "Name = x\n"))
+
+
+def test_every_setting_is_declared_once_with_doc():
+    names = [s.key for s in SETTINGS]
+    assert len(names) == len(set(names))
+    assert all(s.doc for s in SETTINGS)
+    assert len(configspec_lines()) == len(SETTINGS) + 1  # plus the [ClusterServerPool] header
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "geproxy"] + list(args), cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_cli_check_good_and_bad(tmp_path):
+    ok = run_cli("-t", "-c", write(tmp_path, GOOD))
+    assert ok.returncode == 0, ok.stderr
+    bad = run_cli("-t", "-c", write(tmp_path, GOOD.replace("ServerFailureLimit = 10", "ServerFailureLimit = x"),
+                                     "bad.conf"))
+    assert bad.returncode != 0
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ServerFailureLimit" in lines[0]
+    assert "Traceback" not in bad.stderr
+
+
+def test_cli_version_and_example_config():
+    v = run_cli("--version")
+    assert v.returncode == 0 and "geproxy" in v.stdout
+    example = run_cli("-t", "-c", os.path.join(ROOT, "etc", "proxy.conf"))
+    assert example.returncode == 0, example.stderr
+
+
+def test_cli_overrides(tmp_path):
+    bad = run_cli("-t", "-c", write(tmp_path, GOOD), "--bind", "nonsense")
+    assert bad.returncode != 0 and "Bind" in bad.stderr

@@ -1,0 +1,129 @@
+"""Pure parts: hash slots, the request parser, the reply boundary finder."""
+
+import pytest
+
+from geproxy.reqparser import MAX_BULK, RequestParser, split_inline
+from geproxy.resp import ProtocolError, command, reply_end
+from geproxy.slots import key_slot
+
+
+@pytest.mark.parametrize("key,slot", [
+    (b"foo", 12182), (b"123456789", 12739), (b"", 0),
+    (b"{user1000}.following", key_slot(b"user1000")),
+    (b"{user1000}.followers", key_slot(b"user1000")),
+    (b"foo{}{bar}", key_slot(b"foo{}{bar}")),          # empty tag: whole key
+    (b"foo{{bar}}zap", key_slot(b"{bar")),             # tag runs to the first '}'
+    (b"foo{bar}{zap}", key_slot(b"bar")),              # only the first tag counts
+])
+def test_key_slot(key, slot):
+    assert key_slot(key) == slot
+    assert 0 <= key_slot(key) < 16384
+
+
+def test_key_slot_empty_tag_is_not_a_tag():
+    assert key_slot(b"{}abc") != key_slot(b"")
+
+
+def parse_all(*chunks):
+    p = RequestParser()
+    out, err = [], None
+    for c in chunks:
+        cmds, err = p.feed(c)
+        out += cmds
+        if err:
+            break
+    return out, err, p
+
+
+def test_parse_pipeline_keeps_order_and_raw_bytes():
+    data = b"".join(command("SET", "k%d" % i, "v%d" % i) for i in range(100))
+    out, err, _ = parse_all(data)
+    assert err is None
+    assert [a for a, _ in out] == [[b"SET", b"k%d" % i, b"v%d" % i] for i in range(100)]
+    assert b"".join(raw for _, raw in out) == data
+
+
+def test_parse_split_at_every_byte():
+    data = command("SET", "key", "a\r\nb\x00c") + command("GET", "key")
+    p = RequestParser()
+    got = []
+    for i in range(len(data)):
+        cmds, err = p.feed(data[i:i + 1])
+        assert err is None
+        got += cmds
+    assert [a for a, _ in got] == [[b"SET", b"key", b"a\r\nb\x00c"], [b"GET", b"key"]]
+    assert p.pending() == 0
+
+
+def test_parse_non_canonical_lengths_are_accepted():
+    out, err, _ = parse_all(b"*2\r\n$03\r\nGET\r\n$1\r\nk\r\n")
+    assert err is None and out[0][0] == [b"GET", b"k"]
+
+
+def test_inline_commands():
+    out, err, _ = parse_all(b"PING\r\nSET a   b\nset \"x y\" 'q\\'r'\r\n\r\n")
+    assert err is None
+    assert [a for a, _ in out] == [[b"PING"], [b"SET", b"a", b"b"], [b"set", b"x y", b"q'r"]]
+    assert out[0][1] == command("PING")
+
+
+def test_split_inline_escapes():
+    assert split_inline(b'"a\\x41\\n" b') == [b"aA\n", b"b"]
+    with pytest.raises(ProtocolError):
+        split_inline(b'"unterminated')
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"*abc\r\n", "invalid multibulk length"),
+    (b"*2\r\n$x\r\n", "invalid bulk length"),
+    (b"*1\r\n$-5\r\n", "invalid bulk length"),
+    (b"*1\r\n:5\r\n", "expected '$', got ':'"),
+    (b"*1\r\n$%d\r\n" % (MAX_BULK + 1), "invalid bulk length"),
+    (b"*1\r\n$2147483648\r\n", "invalid bulk length"),
+    (b"*99999999999\r\n", "invalid multibulk length"),
+])
+def test_protocol_errors(data, message):
+    out, err, _ = parse_all(data)
+    assert out == []
+    assert str(err) == message
+
+
+def test_commands_before_a_protocol_error_are_kept():
+    out, err, _ = parse_all(command("PING") + b"*1\r\n$x\r\n")
+    assert [a for a, _ in out] == [[b"PING"]]
+    assert str(err) == "invalid bulk length"
+
+
+def test_empty_and_null_arrays_are_ignored():
+    out, err, _ = parse_all(b"*0\r\n*-1\r\n" + command("PING"))
+    assert err is None and [a for a, _ in out] == [[b"PING"]]
+
+
+def test_endless_inline_line_is_refused():
+    out, err, _ = parse_all(b"x" * 70000)
+    assert "too big inline request" in str(err)
+
+
+@pytest.mark.parametrize("reply", [
+    b"+OK\r\n", b"-ERR x\r\n", b":12\r\n", b"$3\r\nabc\r\n", b"$-1\r\n", b"$0\r\n\r\n",
+    b"*2\r\n$1\r\na\r\n:1\r\n", b"*-1\r\n", b"*0\r\n", b"*1\r\n*1\r\n*0\r\n",
+    b"%1\r\n+a\r\n*2\r\n:1\r\n:2\r\n", b"~2\r\n+a\r\n+b\r\n", b"_\r\n", b",1.5\r\n", b"#t\r\n",
+    b"(123\r\n", b"=7\r\ntxt:abc\r\n", b">2\r\n+message\r\n+x\r\n", b"|1\r\n+k\r\n+v\r\n:7\r\n",
+    b"!3\r\nerr\r\n", b"$4\r\na\r\nb\r\n",
+])
+def test_reply_end_finds_exact_boundaries(reply):
+    assert reply_end(reply) == len(reply)
+    assert reply_end(reply + b"+NEXT\r\n") == len(reply)
+    for cut in range(len(reply)):
+        assert reply_end(reply[:cut]) == -1
+
+
+def test_reply_end_at_offset():
+    buf = b"+OK\r\n$2\r\nhi\r\n:1\r\n"
+    assert reply_end(buf, 5) == 13
+    assert reply_end(buf, 13) == len(buf)
+
+
+def test_reply_end_rejects_garbage():
+    with pytest.raises(ProtocolError):
+        reply_end(b"?what\r\n")
