@@ -11,9 +11,10 @@ PORTS="${GEPROXY_BENCH_PORTS:-7100-7105}"
 PPORT="${GEPROXY_BENCH_PROXY_PORT:-7717}"
 N="${N:-200000}" ROUNDS="${ROUNDS:-3}"
 TMP="$(mktemp -d -t geproxy-bench.XXXXXX)"
-CLUSTER_PID= PROXY_PID=
+CLUSTER_PID= PROXY_PID= BENCH_PID=
 cleanup() {
     trap - INT TERM
+    geproxy_stop "$BENCH_PID" 1
     geproxy_stop "$PROXY_PID" 5
     geproxy_stop "$CLUSTER_PID" 15
     rm -rf "$TMP"
@@ -44,16 +45,20 @@ geproxy_wait_proxy "$PROXY_PID" "$PPORT" "$TMP/proxy.log"
 
 # bench TARGET P: one redis-benchmark run; appends "TARGET P TEST RPS" lines to results.
 bench() {
-    local target=$1 p=$2 out args=(-h 127.0.0.1 -p "$PPORT")
+    local target=$1 p=$2 args=(-h 127.0.0.1 -p "$PPORT")
     [ "$target" = direct ] && args=(--cluster -h 127.0.0.1 -p "$FIRST")
-    if ! out="$(timeout "${BENCH_TIMEOUT:-600}" redis-benchmark "${args[@]}" -q -c 50 -n "$N" \
-                -r 100000 -t set,get -P "$p" 2>&1 </dev/null)"; then
+    # in the background + wait, so that Ctrl-C reaches our trap at once
+    timeout "${BENCH_TIMEOUT:-600}" redis-benchmark "${args[@]}" -q -c 50 -n "$N" -r 100000 \
+        -t set,get -P "$p" </dev/null >"$TMP/out" 2>&1 &
+    BENCH_PID=$!
+    if ! wait "$BENCH_PID"; then
         echo "error: redis-benchmark against $target (-P $p) failed:" >&2
-        printf '%s\n' "$out" | tr '\r' '\n' | tail -n 5 >&2
-        [ "$target" = geproxy ] && tail -n 20 "$TMP/proxy.log" >&2
+        tr '\r' '\n' <"$TMP/out" | tail -n 5 >&2
+        if [ "$target" = geproxy ]; then tail -n 20 "$TMP/proxy.log" >&2; fi
         exit 1
     fi
-    printf '%s\n' "$out" | tr '\r' '\n' |
+    BENCH_PID=
+    tr '\r' '\n' <"$TMP/out" |
         sed -n "s/^\([A-Z]*\): \([0-9.]*\) requests per second.*/$target $p \1 \2/p" >>"$TMP/results"
 }
 
