@@ -164,3 +164,17 @@ def logrotate(value, default=None):
 
 FUNCTIONS = {"duration": duration, "memsize": memsize, "address": address,
              "addresses": addresses, "logrotate": logrotate}
+
+
+def reference_markdown():
+    """The README's configuration reference table, derived from SETTINGS."""
+    rows = ["| Setting | Section | Default | Online | Meaning |", "| --- | --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        default = "(required)" if s.default is None else "`%s`" % s.default if s.default != "" else "(empty)"
+        rows.append("| %s | %s | %s | %s | %s |" % (s.name, s.section or "top", default,
+                                                    "yes" if s.online else "", s.doc))
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(reference_markdown())

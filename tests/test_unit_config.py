@@ -123,3 +123,9 @@ def test_cli_version_and_example_config():
 def test_cli_overrides(tmp_path):
     bad = run_cli("-t", "-c", write(tmp_path, GOOD), "--bind", "nonsense")
     assert bad.returncode != 0 and "Bind" in bad.stderr
+
+
+def test_readme_reference_is_current():
+    from geproxy.settings import reference_markdown
+    with open(os.path.join(ROOT, "README.md")) as f:
+        assert reference_markdown() in f.read(), "run: python -m geproxy.settings, paste into README"
