@@ -51,7 +51,7 @@ BLOCK_OPTION = {"xread": b"block", "xreadgroup": b"block"}
 class Command:
     """One command's routing facts, compiled from its COMMAND entry."""
 
-    __slots__ = ("name", "arity", "flags", "kind", "reason", "finders", "key_index", "subcommands")
+    __slots__ = ("name", "arity", "flags", "kind", "reason", "finders", "key_index", "subcommands", "single")
 
     def __init__(self, entry, parent=None):
         name = _text(entry[0])
@@ -79,6 +79,8 @@ class Command:
         for sub in (entry[9] if len(entry) > 9 else []) or []:
             cmd = Command(sub, parent=self)
             self.subcommands[cmd.name.encode()] = cmd
+        # The router's fast path: a plain one-key command.
+        self.single = self.key_index if self.kind == "key" and not self.subcommands else None
 
     def lookup(self, args):
         """The subcommand entry for args, when this command has subcommands."""
@@ -194,9 +196,12 @@ class CommandTable:
         for entry in command_reply:
             cmd = Command(entry)
             self.commands[cmd.name.encode()] = cmd
+        self._lookup = dict(self.commands)
+        self._lookup.update((name.upper(), cmd) for name, cmd in self.commands.items())
 
     def get(self, name):
-        return self.commands.get(name.lower())
+        """The command by name, any case (lower and upper case without a copy)."""
+        return self._lookup.get(name) or self.commands.get(name.lower())
 
     def __len__(self):
         return len(self.commands)

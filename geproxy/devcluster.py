@@ -209,6 +209,7 @@ class DevCluster:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
+                proc.send_signal(signal.SIGCONT)  # in case a test SIGSTOPped it
         deadline = time.time() + 5
         for proc in self.procs.values():
             try:
@@ -227,6 +228,7 @@ class DevCluster:
         if proc.poll() is None:
             proc.send_signal(sig)
             if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+                proc.send_signal(signal.SIGCONT)
                 proc.wait(10)
 
     def restart(self, port, timeout=30):
@@ -266,10 +268,11 @@ class DevCluster:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog='python -m geproxy.devcluster',
+                                 description=__doc__.splitlines()[0])
     ap.add_argument('--ports', help='7000-7005 or 7000,7001,... (default: free ports)')
     ap.add_argument('--dir', help='base directory (default: a temp dir, removed on exit)')
-    ap.add_argument('--timeout', type=float, default=30)
+    ap.add_argument('--timeout', type=float, default=30, help='seconds to get ready (30)')
     args = ap.parse_args(argv)
     for s in (signal.SIGINT, signal.SIGTERM):  # also interrupts start(), which cleans up
         signal.signal(s, signal.default_int_handler)

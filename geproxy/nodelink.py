@@ -22,7 +22,7 @@ from .resp import ProtocolError, error, reply_end
 log = logging.getLogger("geproxy.link")
 
 IDLE, CONNECTING, READY = range(3)
-_ERRORS = (BackendError, OSError, ProtocolError, socket.timeout)
+_ERRORS = (BackendError, OSError, ProtocolError, socket.timeout, ValueError)
 
 
 class NodeLink:
@@ -135,19 +135,35 @@ class NodeLink:
                 raise BackendError("connection closed by server")
             server.recv_bytes += len(data)
             buf = buf + data if buf else data
-            pos = 0
+            pos = replies = 0
             size = len(buf)
             while pos < size:
-                end = reply_end(buf, pos)
-                if end < 0:
-                    break
+                # Fast path for the usual one-line and bulk replies; reply_end for the rest.
+                kind = buf[pos]
+                if kind == 36:  # '$'
+                    eol = buf.find(b"\r\n", pos)
+                    if eol < 0:
+                        break
+                    n = int(buf[pos + 1:eol])
+                    end = eol + n + 4 if n >= 0 else eol + 2
+                    if end > size:
+                        break
+                elif kind == 43 or kind == 58 or kind == 45:  # '+' ':' '-'
+                    end = buf.find(b"\r\n", pos) + 2
+                    if end < 2:
+                        break
+                else:
+                    end = reply_end(buf, pos)
+                    if end < 0:
+                        break
                 try:
                     req = inflight.popleft()
                 except IndexError:
                     raise ProtocolError("reply without a request") from None
-                server.responses += 1
                 req.done(buf[pos:end] if pos or end != size else buf)
                 pos = end
+                replies += 1
+            server.responses += replies
             buf = buf[pos:] if pos < size else b""
             server.failures = 0
 

@@ -15,6 +15,12 @@ MAX_ARGS = 1024 * 1024            # Redis's limit on multibulk length
 MAX_INLINE = 64 * 1024            # an unterminated header or inline line longer than this is garbage
 
 
+# Bytes a canonical bulk argument of length n adds beyond n: "$<n>\r\n" and "\r\n".
+_DIGITS = [len(b"%d" % n) + 5 for n in range(1 << 16)]
+# A canonical array header "*<count>\r\n"; an empty array is not a command.
+_HEAD = [None] + [len(b"%d" % n) + 3 for n in range(1, 1 << 12)]
+
+
 class RequestParser:
     """Accumulates bytes from one client and cuts them into commands."""
 
@@ -40,28 +46,28 @@ class RequestParser:
     def _fast(self, data):
         """The common case, whole canonical RESP commands, parsed by hiredis.
 
-        Canonical encoding is the shortest one, so the re-encoded commands add
-        up to len(data) exactly when every command is complete and canonical;
-        anything else (a partial command, odd encodings, errors) returns None
-        and is parsed by the exact, slower path."""
+        A canonical command's length follows from its arguments, and canonical
+        encoding is the shortest one, so the lengths add up to len(data) exactly
+        when every command is complete and canonical.  Then each command's raw
+        bytes are a slice of data.  Anything else (a partial command, odd
+        encodings, errors) returns None and takes the exact, slower path."""
         reader = self._reader
         reader.feed(data)
         out = []
-        total = 0
+        pos = 0
+        digits = _DIGITS
         try:
             while True:
                 args = reader.gets()
                 if args is False:
                     break
-                if not args:
-                    total = -1
-                    break
-                raw = b"*%d\r\n" % len(args) + b"".join([b"$%d\r\n%s\r\n" % (len(a), a) for a in args])
-                total += len(raw)
-                out.append((args, raw))
-        except (hiredis.ProtocolError, TypeError):
-            total = -1
-        if total == len(data):
+                lens = list(map(len, args))
+                size = _HEAD[len(lens)] + sum(lens) + sum(map(digits.__getitem__, lens))
+                out.append((args, data[pos:pos + size]))
+                pos += size
+        except (hiredis.ProtocolError, TypeError, IndexError):
+            pos = -1
+        if pos == len(data):
             return out
         self._reader = hiredis.Reader()
         return None

@@ -46,6 +46,16 @@ class Router:
         cmd = table.get(args[0])
         if cmd is None:
             return unknown_command(args)
+        i = cmd.single
+        if i is not None and len(args) > i:
+            # Fast path: one key, at a fixed place (GET, SET, HSET, ...).
+            slot = key_slot(args[i])
+            server = self.pool.slots[slot]
+            a = cmd.arity
+            if server is not None and not server.fail_until and (len(args) == a if a > 0 else len(args) >= -a):
+                req = Request(session, self, raw, slot, session.proto)
+                server.link(session.proto).send(req)
+                return req
         if not cmd.arity_ok(len(args)):
             return wrong_arity(cmd.name)
         if cmd.kind == "local":

@@ -36,7 +36,9 @@ class Server:
         return link
 
     def is_failed(self):
-        return self.fail_until and time.monotonic() < self.fail_until
+        if self.fail_until and time.monotonic() >= self.fail_until:
+            self.fail_until = 0.0  # retry time: let requests through again
+        return bool(self.fail_until)
 
     def note_failure(self):
         self.failures += 1
