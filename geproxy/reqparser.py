@@ -61,8 +61,10 @@ class RequestParser:
                 args = reader.gets()
                 if args is False:
                     break
-                lens = list(map(len, args))
-                size = _HEAD[len(lens)] + sum(lens) + sum(map(digits.__getitem__, lens))
+                size = _HEAD[len(args)]
+                for a in args:
+                    n = len(a)
+                    size += n + digits[n]
                 out.append((args, data[pos:pos + size]))
                 pos += size
         except (hiredis.ProtocolError, TypeError, IndexError):
