@@ -7,19 +7,18 @@ a final reply is handed to the owner.
 
 
 class Request:
-    __slots__ = ("raw", "reply", "owner", "router", "slot", "redirects", "proto")
+    __slots__ = ("raw", "reply", "owner", "slot", "redirects", "proto")
 
-    def __init__(self, owner, router, raw, slot, proto):
+    def __init__(self, owner, raw, slot, proto):
         self.raw = raw
         self.reply = None
-        self.owner = owner          # has request_done(); the session, or a parent request
-        self.router = router
+        self.owner = owner          # has request_done() and router: the session, or a parent request
         self.slot = slot
         self.redirects = 0
         self.proto = proto
 
     def done(self, reply):
-        if reply[0] == 45 and reply[1:4] in (b"MOV", b"ASK", b"TRY") and self.router.redirect(self, reply):
+        if reply[0] == 45 and reply[1:4] in (b"MOV", b"ASK", b"TRY") and self.owner.router.redirect(self, reply):
             return
         self.reply = reply
         self.owner.request_done()

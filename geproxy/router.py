@@ -53,7 +53,7 @@ class Router:
             server = self.pool.slots[slot]
             a = cmd.arity
             if server is not None and not server.fail_until and (len(args) == a if a > 0 else len(args) >= -a):
-                req = Request(session, self, raw, slot, session.proto)
+                req = Request(session, raw, slot, session.proto)
                 server.link(session.proto).send(req)
                 return req
         if not cmd.arity_ok(len(args)):
@@ -104,7 +104,7 @@ class Router:
     def _send_to(self, session, raw, server, slot):
         if server.fail_until and server.is_failed():
             return error("ERR geproxy: server %s is marked failed, retrying in a moment" % server.addr)
-        req = Request(session, self, raw, slot, session.proto)
+        req = Request(session, raw, slot, session.proto)
         server.link(session.proto).send(req)
         return req
 

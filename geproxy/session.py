@@ -29,6 +29,7 @@ INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
 class Session:
     def __init__(self, proxy, sock, address):
         self.proxy = proxy
+        self.router = proxy.router
         self.sock = sock
         self.address = address
         self.id = next(_ids)
