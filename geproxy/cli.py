@@ -46,6 +46,9 @@ def main(argv=None):
     from .proxy import Proxy
 
     setup_logging(cfg)
+    if cfg.WorkerProcesses > 1:
+        logging.getLogger("geproxy").warning(
+            "WorkerProcesses = %d: this version runs one process", cfg.WorkerProcesses)
     proxy = Proxy(cfg)
     try:
         proxy.start()
@@ -57,4 +60,4 @@ def main(argv=None):
         gevent.signal_handler(sig, stop.set)
     stop.wait()
     logging.getLogger("geproxy").info("shutting down")
-    proxy.stop()
+    proxy.stop(timeout=2)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Demo: a throwaway 6-node Redis Cluster plus geproxy in front of it; Ctrl-C stops everything.
-# Env: GEPROXY_DEMO_PORTS=7000-7005 (cluster ports; etc/proxy.conf expects the default).
+# Env: GEPROXY_DEMO_PORTS=7000-7005 (cluster ports; etc/proxy.conf expects the default),
+#      GEPROXY_DEMO_PROXY_PORT (default: the port of Bind in etc/proxy.conf, 7617).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/_install.sh
@@ -33,9 +34,9 @@ print(", ".join("127.0.0.1:%d" % p for p in parse_ports(sys.argv[1])))' "$PORTS"
     sed "s/^\([[:space:]]*Servers[[:space:]]*=\).*/\1 $SERVERS/" etc/proxy.conf >"$CONF"
 fi
 PROXY_PORT="$(sed -n 's/^[[:space:]]*Bind[[:space:]]*=.*:\([0-9][0-9]*\).*/\1/p' "$CONF" | head -n 1)"
-PROXY_PORT="${PROXY_PORT:-7617}"
+PROXY_PORT="${GEPROXY_DEMO_PROXY_PORT:-${PROXY_PORT:-7617}}"
 
-.venv/bin/geproxy -c "$CONF" >"$TMP/proxy.log" 2>&1 &
+.venv/bin/geproxy -c "$CONF" --bind "127.0.0.1:$PROXY_PORT" >"$TMP/proxy.log" 2>&1 &
 PROXY_PID=$!
 geproxy_wait_proxy "$PROXY_PID" "$PROXY_PORT" "$TMP/proxy.log"
 

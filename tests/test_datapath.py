@@ -3,6 +3,7 @@ commands, malformed input, RESP3 clients."""
 
 import os
 import random
+import time
 
 import pytest
 import redis
@@ -168,3 +169,27 @@ def test_default_redis_py_client_connects(proxy):
     c = redis.Redis(port=proxy.port)
     assert c.set("default:k", "v") and c.get("default:k") == b"v"
     c.close()
+
+
+def test_client_timeout_closes_idle_clients(make_proxy, raw):
+    p = make_proxy(top={"ClientTimeout": 1})
+    idle, busy = raw(p.port), raw(p.port)
+    t = time.time()
+    for _ in range(4):
+        busy.send(command("PING"))
+        assert busy.recv_until(replies(1)) == b"+PONG\r\n"
+        time.sleep(0.4)
+    assert idle.wait_closed(timeout=3)
+    assert 0.9 < time.time() - t < 4
+    busy.send(command("PING"))
+    assert busy.recv_until(replies(1)) == b"+PONG\r\n"
+
+
+def test_sigterm_stops_promptly(make_proxy):
+    p = make_proxy()
+    c = redis.Redis(port=p.port)
+    assert c.ping()
+    t = time.time()
+    p.proc.terminate()
+    assert p.proc.wait(10) == 0
+    assert time.time() - t < 4
