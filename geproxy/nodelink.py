@@ -160,7 +160,11 @@ class NodeLink:
                     req = inflight.popleft()
                 except IndexError:
                     raise ProtocolError("reply without a request") from None
-                req.done(buf[pos:end] if pos or end != size else buf)
+                if kind == 45:  # errors may be redirections: let the request decide
+                    req.done(buf[pos:end])
+                else:
+                    req.reply = buf[pos:end] if pos or end != size else buf
+                    req.owner.request_done()
                 pos = end
                 replies += 1
             server.responses += replies

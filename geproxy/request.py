@@ -18,21 +18,19 @@ class Request:
         self.proto = proto
 
     def done(self, reply):
+        """Take a reply.  (Node links set .reply directly for non-error replies.)"""
         if reply[0] == 45 and reply[1:4] in (b"MOV", b"ASK", b"TRY") and self.owner.router.redirect(self, reply):
             return
         self.reply = reply
         self.owner.request_done()
 
 
-class Asking:
-    """The ASKING that must precede a request sent after an ASK redirection;
+class _Discard:
+    """Owner of the ASKING that precedes a request sent after an ASK redirection:
     its +OK is swallowed."""
 
-    __slots__ = ()
-    raw = b"*1\r\n$6\r\nASKING\r\n"
-
-    def done(self, reply):
+    def request_done(self):
         pass
 
 
-ASKING = Asking()
+ASKING = Request(_Discard(), b"*1\r\n$6\r\nASKING\r\n", None, None)
