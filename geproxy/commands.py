@@ -196,12 +196,13 @@ class CommandTable:
         for entry in command_reply:
             cmd = Command(entry)
             self.commands[cmd.name.encode()] = cmd
-        self._lookup = dict(self.commands)
-        self._lookup.update((name.upper(), cmd) for name, cmd in self.commands.items())
+        # By exact name in lower and upper case, so most lookups need no .lower().
+        self.lookup = dict(self.commands)
+        self.lookup.update((name.upper(), cmd) for name, cmd in self.commands.items())
 
     def get(self, name):
-        """The command by name, any case (lower and upper case without a copy)."""
-        return self._lookup.get(name) or self.commands.get(name.lower())
+        """The command by name, any case."""
+        return self.lookup.get(name) or self.commands.get(name.lower())
 
     def __len__(self):
         return len(self.commands)

@@ -34,3 +34,37 @@ class _Discard:
 
 
 ASKING = Request(_Discard(), b"*1\r\n$6\r\nASKING\r\n", None, None)
+
+
+class Gather:
+    """A client command answered by several node requests (its parts), merged
+    into one reply when the last part is in: MGET over slots, DBSIZE over
+    masters, and the like."""
+
+    __slots__ = ("owner", "router", "proto", "parts", "pending", "merge", "reply")
+
+    def __init__(self, owner, merge):
+        self.owner = owner
+        self.router = owner.router
+        self.proto = owner.proto
+        self.parts = []
+        self.pending = 1            # held until every part is added (see close)
+        self.merge = merge          # [part replies] -> reply bytes
+        self.reply = None
+
+    def part(self, raw, slot):
+        req = Request(self, raw, slot, self.proto)
+        self.parts.append(req)
+        self.pending += 1
+        return req
+
+    def close(self):
+        """All parts are sent: from now on the last reply completes the gather."""
+        self.request_done()
+        return self
+
+    def request_done(self):
+        self.pending -= 1
+        if self.pending == 0:
+            self.reply = self.merge([p.reply for p in self.parts])
+            self.owner.request_done()

@@ -21,6 +21,7 @@ log = logging.getLogger("geproxy.router")
 MAX_REDIRECTS = 5
 CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot")
 NOT_READY = error("CLUSTERDOWN geproxy has not reached any cluster node yet")
+INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
 
 
 def unknown_command(args):
@@ -38,6 +39,39 @@ class Router:
         self.proxy = proxy
         self.pool = proxy.pool
 
+    def dispatch_batch(self, session, commands, replies):
+        """Route a batch of commands, appending each one's reply (bytes, or a
+        request whose reply will come) to `replies`, in order.
+
+        Plain one-key commands (GET, SET, HSET, ...) take the inlined fast path;
+        everything else goes through dispatch()."""
+        table = self.pool.commands
+        lookup = table.lookup if table is not None else {}
+        slots = self.pool.slots
+        proto = session.proto
+        append = replies.append
+        for args, raw in commands:
+            cmd = lookup.get(args[0])
+            if cmd is not None:
+                i = cmd.single
+                if i is not None and len(args) > i:
+                    slot = key_slot(args[i])
+                    server = slots[slot]
+                    a, n = cmd.arity, len(args)
+                    if server is not None and not server.fail_until and (n == a if a > 0 else n >= -a):
+                        req = Request(session, raw, slot, proto)
+                        server.link(proto).send(req)
+                        append(req)
+                        continue
+            try:
+                append(self.dispatch(session, args, raw))
+            except Exception:
+                log.exception("internal error on %r", args[:3])
+                append(INTERNAL_ERROR)
+            if session.closing:
+                break
+            proto = session.proto
+
     def dispatch(self, session, args, raw):
         """The reply bytes, or a Request whose reply will come."""
         table = self.pool.commands
@@ -46,16 +80,6 @@ class Router:
         cmd = table.get(args[0])
         if cmd is None:
             return unknown_command(args)
-        i = cmd.single
-        if i is not None and len(args) > i:
-            # Fast path: one key, at a fixed place (GET, SET, HSET, ...).
-            slot = key_slot(args[i])
-            server = self.pool.slots[slot]
-            a = cmd.arity
-            if server is not None and not server.fail_until and (len(args) == a if a > 0 else len(args) >= -a):
-                req = Request(session, raw, slot, session.proto)
-                server.link(session.proto).send(req)
-                return req
         if not cmd.arity_ok(len(args)):
             return wrong_arity(cmd.name)
         if cmd.kind == "local":

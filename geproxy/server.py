@@ -24,6 +24,7 @@ class Server:
         self.node_id = ""
         self.group = ""                 # the master's node id
         self.links = {}
+        self.idle_private = {}          # proto -> [PrivateConn]
         self.failures = 0               # in a row
         self.fail_until = 0.0
         self.connections = self.connect = 0
@@ -51,6 +52,10 @@ class Server:
         for link in self.links.values():
             link.close()
         self.links = {}
+        for conns in self.idle_private.values():
+            for conn in conns:
+                conn.close()
+        self.idle_private = {}
 
     def __repr__(self):
         return "<Server %s %s>" % (self.addr, self.role)

@@ -23,7 +23,6 @@ from .resp import error
 log = logging.getLogger("geproxy.session")
 
 _ids = itertools.count(1)
-INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
 
 
 class Session:
@@ -69,14 +68,7 @@ class Session:
                 if commands:
                     self.active = time.time()
                     stats.total_requests += len(commands)
-                    for args, raw in commands:
-                        try:
-                            replies.append(router.dispatch(self, args, raw))
-                        except Exception:
-                            log.exception("internal error on %r", args[:3])
-                            replies.append(INTERNAL_ERROR)
-                        if self.closing:
-                            break
+                    router.dispatch_batch(self, commands, replies)
                 if err is not None:
                     log.info("client %s: protocol error: %s", self.peer(), err)
                     replies.append(error("ERR Protocol error: %s" % err))

@@ -1,0 +1,134 @@
+"""Combining node replies into the one reply a client expects.
+
+Replies stay raw bytes where they can (MGET's values, KEYS' names are passed
+through element by element); only counts and cursors are decoded."""
+
+import hiredis
+
+from .resp import OK, array, bulk, error, integer, mapping, reply_end
+
+
+def first_error(replies):
+    for r in replies:
+        if r[:1] == b"-":
+            return r
+    return None
+
+
+def elements(reply):
+    """The raw elements of an aggregate reply (array, set, push)."""
+    head = reply.find(b"\r\n")
+    count = int(reply[1:head])
+    out, pos = [], head + 2
+    for _ in range(max(count, 0)):
+        end = reply_end(reply, pos)
+        out.append(reply[pos:end])
+        pos = end
+    return out
+
+
+def parse(reply):
+    r = hiredis.Reader()
+    r.feed(reply)
+    return r.gets()
+
+
+def sum_integers(replies):
+    return first_error(replies) or integer(sum(int(r[1:-2]) for r in replies))
+
+
+def all_ok(replies):
+    return first_error(replies) or OK
+
+
+def same_reply(replies):
+    """All nodes did the same thing (SCRIPT LOAD, FUNCTION LOAD): one answer."""
+    return first_error(replies) or replies[0]
+
+
+def any_ok(replies):
+    """SCRIPT KILL and friends: fine if it worked anywhere."""
+    for r in replies:
+        if r[:1] != b"-":
+            return r
+    return replies[0]
+
+
+def concat(replies):
+    return first_error(replies) or array([e for r in replies for e in elements(r)])
+
+
+def union(replies):
+    err = first_error(replies)
+    if err:
+        return err
+    seen = {}
+    for r in replies:
+        for e in elements(r):
+            seen.setdefault(e, None)
+    return array(list(seen))
+
+
+def all_true(replies):
+    """SCRIPT EXISTS: a script exists when every master has it."""
+    err = first_error(replies)
+    if err:
+        return err
+    columns = zip(*(elements(r) for r in replies))
+    return array([integer(1) if all(e == b":1\r\n" for e in col) else integer(0) for col in columns])
+
+
+def count_pairs(proto):
+    """PUBSUB NUMSUB: per channel, the subscriber counts summed over nodes."""
+    def merge(replies):
+        err = first_error(replies)
+        if err:
+            return err
+        totals = {}
+        for r in replies:
+            value = parse(r)
+            pairs = value.items() if isinstance(value, dict) else zip(value[::2], value[1::2])
+            for channel, n in pairs:
+                totals[channel] = totals.get(channel, 0) + n
+        return mapping([(bulk(c), integer(n)) for c, n in totals.items()], proto)
+    return merge
+
+
+def random_key(replies):
+    """RANDOMKEY: a key from any master that has one."""
+    for r in replies:
+        if r[:1] == b"$" and r != b"$-1\r\n":
+            return r
+    return first_error(replies) or replies[0]
+
+
+def placed(positions, total):
+    """MGET: each part's elements go back to the client's key positions."""
+    def merge(replies):
+        err = first_error(replies)
+        if err:
+            return err
+        out = [None] * total
+        for where, r in zip(positions, replies):
+            for i, e in zip(where, elements(r)):
+                out[i] = e
+        return array(out)
+    return merge
+
+
+def scan_cursor(node_index, shift):
+    """SCAN: the node's next cursor folded with which master comes next."""
+    def merge(replies):
+        r = replies[0]
+        if r[:1] == b"-":
+            return r
+        cursor_raw, keys = elements(r)
+        cursor = int(parse(cursor_raw))
+        nxt = node_index if cursor else node_index + 1
+        combined = (cursor << shift) | nxt if cursor or nxt < merge.masters else 0
+        return b"*2\r\n" + bulk(b"%d" % combined) + keys
+    return merge
+
+
+def crossslot():
+    return error("CROSSSLOT Keys in request don't hash to the same slot")

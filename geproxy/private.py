@@ -1,0 +1,95 @@
+"""Private backend connections: one client's own connection to a node, for
+what Redis ties to a connection (blocking pops, MULTI/EXEC with WATCH,
+subscriptions).  Everything else shares the node links.
+
+A connection goes back to its server's idle list only after a clean
+request/reply exchange; one left in an unknown state (client gone mid-command,
+a timeout) is closed instead.
+"""
+
+import socket
+
+import hiredis
+
+from .connection import BackendError, dial, handshake_commands, read_replies
+from .resp import ProtocolError, reply_end
+
+MAX_IDLE = 16  # idle private connections kept per server and protocol
+
+
+class PrivateConn:
+    def __init__(self, server, proto):
+        self.server = server
+        self.proto = proto
+        cfg = server.cfg
+        self.sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive)
+        self.buf = b""
+        try:
+            cmds = handshake_commands(proto, cfg.User, cfg.Password)
+            if cmds:
+                self.sock.sendall(b"".join(cmds))
+                read_replies(self.sock, hiredis.Reader(), len(cmds), "%s: handshake" % server.addr)
+        except BaseException:
+            self.sock.close()
+            raise
+        server.connect += 1
+        server.connections += 1
+
+    def send(self, data, count=1):
+        self.sock.sendall(data)
+        self.server.requests += count
+        self.server.send_bytes += len(data)
+
+    def read_reply(self, timeout="default"):
+        """The next whole reply, raw.  `timeout`: seconds, None for no limit,
+        or the socket's own (ServerTimeout)."""
+        while True:
+            if self.buf:
+                end = reply_end(self.buf, 0)
+                if end > 0:
+                    reply, self.buf = self.buf[:end], self.buf[end:]
+                    self.server.responses += 1
+                    return reply
+            if timeout != "default":
+                self.sock.settimeout(timeout)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                raise BackendError("%s: no reply within ServerTimeout" % self.server.addr) from None
+            if not data:
+                raise BackendError("%s: connection closed by server" % self.server.addr)
+            self.server.recv_bytes += len(data)
+            self.buf += data
+
+    def call(self, data, count=1):
+        """Send, then read `count` replies."""
+        self.send(data, count)
+        return [self.read_reply() for _ in range(count)]
+
+    def release(self):
+        """Back to the idle list, for the next client."""
+        self.sock.settimeout(self.server.cfg.ServerTimeout or None)
+        idle = self.server.idle_private.setdefault(self.proto, [])
+        if self.buf or len(idle) >= MAX_IDLE:
+            self.close()
+        else:
+            idle.append(self)
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+            self.server.connections -= 1
+
+
+def checkout(server, proto):
+    """An idle private connection to `server`, or a new one."""
+    idle = server.idle_private.get(proto)
+    while idle:
+        conn = idle.pop()
+        if conn.sock is not None:
+            return conn
+    return PrivateConn(server, proto)
+
+
+ERRORS = (BackendError, OSError, ProtocolError, socket.timeout)
