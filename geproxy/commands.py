@@ -55,7 +55,7 @@ class Command:
 
     def __init__(self, entry, parent=None):
         name = _text(entry[0])
-        self.name = name.split("|")[-1] if parent else name
+        self.name = name            # "get", or "object|encoding" for a subcommand
         self.arity = entry[1]
         self.flags = frozenset(_text(f) for f in entry[2])
         self.finders = _compile_keyspecs(entry[8] if len(entry) > 8 else [], entry[3:6])
@@ -78,7 +78,7 @@ class Command:
         self.subcommands = {}
         for sub in (entry[9] if len(entry) > 9 else []) or []:
             cmd = Command(sub, parent=self)
-            self.subcommands[cmd.name.encode()] = cmd
+            self.subcommands[cmd.name.split("|")[1].encode()] = cmd
         # The router's fast path: a plain one-key command.
         self.single = self.key_index if self.kind == "key" and not self.subcommands else None
 

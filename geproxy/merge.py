@@ -5,7 +5,7 @@ through element by element); only counts and cursors are decoded."""
 
 import hiredis
 
-from .resp import OK, array, bulk, error, integer, mapping, reply_end
+from .resp import OK, array, bulk, integer, mapping, reply_end
 
 
 def first_error(replies):
@@ -116,19 +116,20 @@ def placed(positions, total):
     return merge
 
 
-def scan_cursor(node_index, shift):
-    """SCAN: the node's next cursor folded with which master comes next."""
+def scan_cursor(node_index, masters, shift):
+    """SCAN: the node's next cursor folded with which master it is on; when a
+    master is done, the next one starts at cursor 0; after the last, 0."""
     def merge(replies):
         r = replies[0]
         if r[:1] == b"-":
             return r
         cursor_raw, keys = elements(r)
         cursor = int(parse(cursor_raw))
-        nxt = node_index if cursor else node_index + 1
-        combined = (cursor << shift) | nxt if cursor or nxt < merge.masters else 0
+        if cursor:
+            combined = (cursor << shift) | node_index
+        elif node_index + 1 < masters:
+            combined = node_index + 1
+        else:
+            combined = 0
         return b"*2\r\n" + bulk(b"%d" % combined) + keys
     return merge
-
-
-def crossslot():
-    return error("CROSSSLOT Keys in request don't hash to the same slot")

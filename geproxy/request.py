@@ -6,6 +6,9 @@ a final reply is handed to the owner.
 """
 
 
+_REDIRECTS = (b"MOV", b"ASK", b"TRY", b"NOS")  # MOVED, ASK, TRYAGAIN, NOSCRIPT
+
+
 class Request:
     __slots__ = ("raw", "reply", "owner", "slot", "redirects", "proto")
 
@@ -19,21 +22,26 @@ class Request:
 
     def done(self, reply):
         """Take a reply.  (Node links set .reply directly for non-error replies.)"""
-        if reply[0] == 45 and reply[1:4] in (b"MOV", b"ASK", b"TRY") and self.owner.router.redirect(self, reply):
-            return
+        if reply[0] == 45 and reply[1:4] in _REDIRECTS:
+            router = self.owner.router
+            if router is not None and router.redirect(self, reply):
+                return
         self.reply = reply
         self.owner.request_done()
 
 
 class _Discard:
-    """Owner of the ASKING that precedes a request sent after an ASK redirection:
-    its +OK is swallowed."""
+    """Owner of requests the proxy sends for itself and whose reply it drops:
+    the ASKING before a request sent after an ASK, a SCRIPT LOAD before a retried EVALSHA."""
+
+    router = None
 
     def request_done(self):
         pass
 
 
-ASKING = Request(_Discard(), b"*1\r\n$6\r\nASKING\r\n", None, None)
+DISCARD = _Discard()
+ASKING = Request(DISCARD, b"*1\r\n$6\r\nASKING\r\n", None, None)
 
 
 class Gather:

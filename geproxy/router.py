@@ -11,9 +11,9 @@ import logging
 
 import gevent
 
-from . import localcmds
-from .request import ASKING, Request
-from .resp import error
+from . import fanout, localcmds, merge, multikey
+from .request import ASKING, DISCARD, Request
+from .resp import command, error
 from .slots import key_slot
 
 log = logging.getLogger("geproxy.router")
@@ -22,6 +22,11 @@ MAX_REDIRECTS = 5
 CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot")
 NOT_READY = error("CLUSTERDOWN geproxy has not reached any cluster node yet")
 INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
+SLOT_DOWN = error("CLUSTERDOWN Hash slot not served")
+
+
+def failed(server):
+    return error("ERR geproxy: server %s is marked failed, retrying in a moment" % server.addr)
 
 
 def unknown_command(args):
@@ -38,6 +43,7 @@ class Router:
     def __init__(self, proxy):
         self.proxy = proxy
         self.pool = proxy.pool
+        self.scripts = fanout.Scripts()
 
     def dispatch_batch(self, session, commands, replies):
         """Route a batch of commands, appending each one's reply (bytes, or a
@@ -90,7 +96,7 @@ class Router:
                 return error("ERR unknown subcommand '%s'. Try %s HELP." % (
                     args[1][:128].decode("utf-8", "replace"), cmd.name.upper()))
             if not sub.arity_ok(len(args)):
-                return wrong_arity("%s|%s" % (cmd.name, sub.name))
+                return wrong_arity(sub.name)
             cmd = sub
         kind = cmd.kind
         if kind == "key" or kind == "multikey":
@@ -100,15 +106,25 @@ class Router:
             slot = key_slot(keys[0])
             for k in keys[1:]:
                 if key_slot(k) != slot:
+                    if kind == "multikey":
+                        return self.split(session, cmd.name, args)
                     return CROSSSLOT
             if cmd.blocks(args):
                 return self.unsupported(args)
             return self.send(session, raw, slot)
         if kind == "any":
             return self.send_any(session, raw)
+        if kind == "fanout":
+            return fanout.dispatch(self, session, cmd.name, args, raw)
         if kind == "deny":
             return error("ERR " + cmd.reason)
         return self.unsupported(args)
+
+    def split(self, session, name, args):
+        step = multikey.SPLIT[name][0]
+        if (len(args) - 1) % step:
+            return wrong_arity(name)
+        return multikey.dispatch(self, session, name, args)
 
     def unsupported(self, args):
         return error("ERR geproxy does not support %s yet" % args[0][:64].decode("utf-8", "replace").upper())
@@ -116,7 +132,7 @@ class Router:
     def send(self, session, raw, slot):
         server = self.pool.slots[slot]
         if server is None:
-            return error("CLUSTERDOWN Hash slot not served")
+            return SLOT_DOWN
         return self._send_to(session, raw, server, slot)
 
     def send_any(self, session, raw):
@@ -127,15 +143,31 @@ class Router:
 
     def _send_to(self, session, raw, server, slot):
         if server.fail_until and server.is_failed():
-            return error("ERR geproxy: server %s is marked failed, retrying in a moment" % server.addr)
+            return failed(server)
         req = Request(session, raw, slot, session.proto)
         server.link(session.proto).send(req)
         return req
+
+    def submit(self, server, req):
+        """Send a part of a gathered command; a failed node answers at once."""
+        if server.fail_until and server.is_failed():
+            req.done(failed(server))
+        else:
+            server.link(req.proto).send(req)
+
+    def submit_slot(self, slot, req):
+        server = self.pool.slots[slot]
+        if server is None:
+            req.done(SLOT_DOWN)
+        else:
+            self.submit(server, req)
 
     def redirect(self, req, reply):
         """Follow MOVED / ASK / TRYAGAIN for a request; False leaves the reply to the client."""
         words = reply[1:].split()
         kind = words[0]
+        if kind == b"NOSCRIPT":
+            return self.reload_script(req)
         if kind not in (b"MOVED", b"ASK", b"TRYAGAIN"):
             return False
         req.redirects += 1
@@ -157,10 +189,26 @@ class Router:
         link.send(req)
         return True
 
+    def reload_script(self, req):
+        """EVALSHA met a node without the script: when we saw its SCRIPT LOAD,
+        load it on every master (ahead of the retry on each link), then retry."""
+        args = merge.parse(req.raw)
+        if req.redirects >= MAX_REDIRECTS or args[0].lower() not in (b"evalsha", b"evalsha_ro"):
+            return False
+        body = self.scripts.get(args[1])
+        if body is None:
+            return False
+        req.redirects += 1
+        load = command("SCRIPT", "LOAD", body)
+        for server in self.pool.masters:
+            server.link(req.proto).send(Request(DISCARD, load, None, req.proto))
+        self._retry(req)
+        return True
+
     def _retry(self, req):
         server = self.pool.slots[req.slot] if req.slot is not None else self.pool.any_master()
         if server is None:
-            req.reply = error("CLUSTERDOWN Hash slot not served")
+            req.reply = SLOT_DOWN
             req.owner.request_done()
             return
         server.link(req.proto).send(req)

@@ -1,0 +1,96 @@
+"""Commands that concern the whole keyspace, sent to every master and merged
+(DBSIZE, KEYS, FLUSHALL, SCRIPT LOAD, PUBSUB CHANNELS, ...), and SCAN, which
+walks the masters one after another behind a single cursor.
+
+The table says, per command or command|subcommand, whether it goes to every
+master or to any one, and how replies combine.
+"""
+
+import hashlib
+
+from . import merge
+from .request import Gather
+from .resp import command, error
+
+ALL, ONE = "all", "one"
+
+# name -> (targets, merge function or a factory taking the client's protocol)
+TABLE = {
+    "dbsize": (ALL, merge.sum_integers),
+    "keys": (ALL, merge.concat),
+    "randomkey": (ALL, merge.random_key),
+    "flushall": (ALL, merge.all_ok),
+    "flushdb": (ALL, merge.all_ok),
+    "script|load": (ALL, merge.same_reply),
+    "script|exists": (ALL, merge.all_true),
+    "script|flush": (ALL, merge.all_ok),
+    "script|kill": (ALL, merge.any_ok),
+    "function|load": (ALL, merge.same_reply),
+    "function|delete": (ALL, merge.same_reply),
+    "function|flush": (ALL, merge.all_ok),
+    "function|restore": (ALL, merge.same_reply),
+    "function|kill": (ALL, merge.any_ok),
+    "pubsub|channels": (ALL, merge.union),
+    "pubsub|shardchannels": (ALL, merge.union),
+    "pubsub|numpat": (ALL, merge.sum_integers),
+    "pubsub|numsub": (ALL, "pairs"),
+    "pubsub|shardnumsub": (ALL, "pairs"),
+}
+
+SCAN_SHIFT = 10          # low bits of the client's cursor: which master (up to 1024)
+MAX_SCRIPTS = 10000      # bodies remembered for NOSCRIPT recovery
+
+
+class Scripts:
+    """Script bodies seen in SCRIPT LOAD, by sha1, so a node that lost them
+    (a failover, a restart) can be given them again."""
+
+    def __init__(self):
+        self.bodies = {}
+
+    def remember(self, body):
+        if len(self.bodies) >= MAX_SCRIPTS:
+            self.bodies.pop(next(iter(self.bodies)))
+        self.bodies[hashlib.sha1(body).hexdigest().encode()] = body
+
+    def get(self, sha):
+        return self.bodies.get(sha.lower())
+
+
+def dispatch(router, session, name, args, raw):
+    """Route a fan-out command (`name` as "dbsize" or "script|load"); returns
+    reply bytes or a Gather."""
+    masters = sorted(router.pool.masters, key=lambda s: s.addr)
+    if not masters:
+        return error("CLUSTERDOWN geproxy has not reached any cluster node yet")
+    if name == "scan":
+        return scan(router, session, masters, args)
+    targets, how = TABLE.get(name, (ONE, None))
+    if name == "script|load":
+        router.scripts.remember(args[2])
+    elif name == "script|flush":
+        router.scripts.bodies.clear()
+    if targets == ONE:
+        return router.send_any(session, raw)
+    if how == "pairs":
+        how = merge.count_pairs(session.proto)
+    g = Gather(session, how)
+    for server in masters:
+        router.submit(server, g.part(raw, None))
+    return g.close()
+
+
+def scan(router, session, masters, args):
+    try:
+        cursor = int(args[1])
+        if cursor < 0:
+            raise ValueError
+    except ValueError:
+        return error("ERR invalid cursor")
+    index, node_cursor = cursor & ((1 << SCAN_SHIFT) - 1), cursor >> SCAN_SHIFT
+    if index >= len(masters):
+        return b"*2\r\n$1\r\n0\r\n*0\r\n"
+    raw = command(b"SCAN", b"%d" % node_cursor, *args[2:])
+    g = Gather(session, merge.scan_cursor(index, len(masters), SCAN_SHIFT))
+    router.submit(masters[index], g.part(raw, None))
+    return g.close()
