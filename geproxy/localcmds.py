@@ -43,8 +43,10 @@ def ok(session, args):
 
 
 def reset(session, args):
+    session.release()
     session.proto = 2
     session.name = b""
+    session.update_mode()
     return simple("RESET")
 
 
@@ -69,6 +71,7 @@ def hello(session, args):
         else:
             return error("ERR Syntax error in HELLO option '%s'" % args[i].decode("utf-8", "replace"))
     session.proto = proto
+    session.update_mode()
     if name is not None:
         session.name = name
     version = session.proxy.pool.version or __version__

@@ -15,6 +15,7 @@ from .connection import BackendError, dial, handshake_commands, read_replies
 from .resp import ProtocolError, reply_end
 
 MAX_IDLE = 16  # idle private connections kept per server and protocol
+DEFAULT = object()  # the socket's own timeout: ServerTimeout
 
 
 class PrivateConn:
@@ -40,26 +41,35 @@ class PrivateConn:
         self.server.requests += count
         self.server.send_bytes += len(data)
 
-    def read_reply(self, timeout="default"):
-        """The next whole reply, raw.  `timeout`: seconds, None for no limit,
-        or the socket's own (ServerTimeout)."""
+    def take_reply(self):
+        """A whole reply already received, raw, or None."""
+        if self.buf:
+            end = reply_end(self.buf, 0)
+            if end > 0:
+                reply, self.buf = self.buf[:end], self.buf[end:]
+                self.server.responses += 1
+                return reply
+        return None
+
+    def fill(self, timeout=DEFAULT):
+        """Receive once.  `timeout`: seconds, None for no limit, or ServerTimeout."""
+        if timeout is not DEFAULT:
+            self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise BackendError("%s: no reply within ServerTimeout" % self.server.addr) from None
+        if not data:
+            raise BackendError("%s: connection closed by server" % self.server.addr)
+        self.server.recv_bytes += len(data)
+        self.buf += data
+
+    def read_reply(self, timeout=DEFAULT):
         while True:
-            if self.buf:
-                end = reply_end(self.buf, 0)
-                if end > 0:
-                    reply, self.buf = self.buf[:end], self.buf[end:]
-                    self.server.responses += 1
-                    return reply
-            if timeout != "default":
-                self.sock.settimeout(timeout)
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                raise BackendError("%s: no reply within ServerTimeout" % self.server.addr) from None
-            if not data:
-                raise BackendError("%s: connection closed by server" % self.server.addr)
-            self.server.recv_bytes += len(data)
-            self.buf += data
+            reply = self.take_reply()
+            if reply is not None:
+                return reply
+            self.fill(timeout)
 
     def call(self, data, count=1):
         """Send, then read `count` replies."""

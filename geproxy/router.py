@@ -11,7 +11,8 @@ import logging
 
 import gevent
 
-from . import fanout, localcmds, merge, multikey
+from . import blocking, fanout, localcmds, merge, multikey, pubsub
+from .transaction import Transaction
 from .request import ASKING, DISCARD, Request
 from .resp import command, error
 from .slots import key_slot
@@ -23,6 +24,7 @@ CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot")
 NOT_READY = error("CLUSTERDOWN geproxy has not reached any cluster node yet")
 INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
 SLOT_DOWN = error("CLUSTERDOWN Hash slot not served")
+TXN_NOW = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))  # not queued inside MULTI
 
 
 def failed(server):
@@ -58,7 +60,7 @@ class Router:
         append = replies.append
         for args, raw in commands:
             cmd = lookup.get(args[0])
-            if cmd is not None:
+            if cmd is not None and session.plain:
                 i = cmd.single
                 if i is not None and len(args) > i:
                     slot = key_slot(args[i])
@@ -84,10 +86,14 @@ class Router:
         if table is None:
             return NOT_READY
         cmd = table.get(args[0])
-        if cmd is None:
-            return unknown_command(args)
-        if not cmd.arity_ok(len(args)):
-            return wrong_arity(cmd.name)
+        if cmd is None or not cmd.arity_ok(len(args)):
+            if session.txn is not None and session.txn.in_multi:
+                session.txn.doomed = True  # as Redis: EXEC will answer EXECABORT
+            return unknown_command(args) if cmd is None else wrong_arity(cmd.name)
+        if not session.plain:
+            reply = self.stateful(session, cmd, args, raw)
+            if reply is not None:
+                return reply
         if cmd.kind == "local":
             return localcmds.handle(session, cmd.name, args)
         if cmd.subcommands:
@@ -99,35 +105,78 @@ class Router:
                 return wrong_arity(sub.name)
             cmd = sub
         kind = cmd.kind
-        if kind == "key" or kind == "multikey":
+        if kind == "key" or kind == "multikey" or kind == "blocking":
             keys = cmd.keys(args)
-            if not keys:
-                return self.send_any(session, raw)
-            slot = key_slot(keys[0])
+            slot = key_slot(keys[0]) if keys else None
             for k in keys[1:]:
                 if key_slot(k) != slot:
                     if kind == "multikey":
                         return self.split(session, cmd.name, args)
                     return CROSSSLOT
             if cmd.blocks(args):
-                return self.unsupported(args)
+                return blocking.call(self, session, raw, slot)
+            if slot is None:
+                return self.send_any(session, raw)
             return self.send(session, raw, slot)
         if kind == "any":
             return self.send_any(session, raw)
         if kind == "fanout":
             return fanout.dispatch(self, session, cmd.name, args, raw)
-        if kind == "deny":
-            return error("ERR " + cmd.reason)
-        return self.unsupported(args)
+        if kind == "txn":
+            return self.transaction(session, cmd, args, raw)
+        if kind == "pubsub":
+            return self.subscribe(session, cmd.name, args, raw)
+        return error("ERR " + cmd.reason)
+
+    def stateful(self, session, cmd, args, raw):
+        """Inside MULTI commands are queued; a subscribed RESP2 client may only
+        (un)subscribe and PING.  None: dispatch as usual."""
+        txn = session.txn
+        if txn is not None and txn.in_multi and cmd.name not in TXN_NOW:
+            sub = cmd.lookup(args) if cmd.subcommands else cmd
+            if sub is None:
+                txn.doomed = True
+                return error("ERR unknown subcommand '%s'" % args[1][:128].decode("utf-8", "replace"))
+            return txn.queue(sub, args, raw)
+        if session.subscribed and session.proto == 2:
+            if cmd.name not in pubsub.ALLOWED:
+                return pubsub.not_allowed(cmd.name)
+            if cmd.name == "ping":
+                return session.pubsub.command("ping", args, raw)
+        return None
+
+    def transaction(self, session, cmd, args, raw):
+        txn = session.txn
+        if txn is None:
+            txn = session.txn = Transaction(self, session)
+        name = cmd.name
+        if name == "multi":
+            reply = txn.multi()
+        elif name == "exec":
+            reply = txn.exec()
+        elif name == "discard":
+            reply = txn.discard()
+        elif name == "watch":
+            reply = txn.watch(cmd.keys(args), raw)
+        else:
+            reply = txn.unwatch(raw)
+        session.update_mode()
+        return reply
+
+    def subscribe(self, session, name, args, raw):
+        if session.pubsub is None:
+            session.pubsub = pubsub.PubSub(self, session)
+        reply = session.pubsub.command(name, args, raw)
+        if name in ("subscribe", "psubscribe", "ssubscribe") and reply == b"":
+            session.subscribed = True
+            session.update_mode()
+        return reply
 
     def split(self, session, name, args):
         step = multikey.SPLIT[name][0]
         if (len(args) - 1) % step:
             return wrong_arity(name)
         return multikey.dispatch(self, session, name, args)
-
-    def unsupported(self, args):
-        return error("ERR geproxy does not support %s yet" % args[0][:64].decode("utf-8", "replace").upper())
 
     def send(self, session, raw, slot):
         server = self.pool.slots[slot]

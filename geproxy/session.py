@@ -41,6 +41,10 @@ class Session:
         self.writer = None          # greenlet draining the backlog
         self.closing = False        # QUIT or protocol error: stop reading, finish writing
         self.closed = False
+        self.txn = None             # Transaction, once MULTI or WATCH is used
+        self.pubsub = None          # PubSub, once a subscribe is used
+        self.subscribed = False
+        self.plain = True           # no MULTI, no RESP2 subscription: the router's fast path applies
         self._scheduled = False
         self._drained = None
         self._loop = gevent.get_hub().loop
@@ -82,6 +86,31 @@ class Session:
             pass
         finally:
             self.closed = True
+            self.release()
+
+    # -- state kept for the client --
+
+    def update_mode(self):
+        self.plain = not ((self.txn is not None and self.txn.in_multi) or (self.subscribed and self.proto == 2))
+
+    def release(self):
+        """Give back what this client held: a WATCH-pinned connection, subscriptions."""
+        if self.txn is not None:
+            self.txn.close()
+            self.txn = None
+        if self.pubsub is not None:
+            self.pubsub.close()
+            self.pubsub = None
+        self.subscribed = False
+        self.update_mode()
+
+    def push(self, data):
+        """Out-of-band output (pub/sub messages), in order with queued replies."""
+        self.replies.append(data)
+        self.request_done()
+
+    def hang_up(self):
+        self._abort()
 
     # -- writing --
 

@@ -1,0 +1,160 @@
+"""MULTI / EXEC / DISCARD / WATCH / UNWATCH in cluster mode, when all keys of
+the transaction hash to one slot (predixy refuses transactions in cluster
+mode; a slot is all Redis Cluster can make atomic anyway).
+
+Commands after MULTI are checked and queued here (+QUEUED); EXEC sends MULTI,
+the queue and EXEC in one write on a private connection to the slot's master.
+WATCH pins that connection first, so the watch and the transaction share it.
+A key in another slot gets CROSSSLOT and dooms the transaction, as any error
+while queueing does in Redis (EXECABORT).
+"""
+
+from . import private
+from .resp import OK, command, error
+from .slots import key_slot
+
+QUEUED = b"+QUEUED\r\n"
+EXECABORT = error("EXECABORT Transaction discarded because of previous errors.")
+CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot")
+# Served by the proxy but fine inside a transaction: they go to the node as they are.
+LOCAL_OK = frozenset(("ping", "echo"))
+
+
+class Transaction:
+    def __init__(self, router, session):
+        self.router = router
+        self.session = session
+        self.in_multi = False
+        self.queued = []
+        self.doomed = False
+        self.slot = None
+        self.conn = None            # pinned by WATCH
+
+    # -- state --
+
+    def active(self):
+        return self.in_multi or self.conn is not None
+
+    def _pin_slot(self, keys):
+        """All keys in one slot, the same as the transaction's so far?"""
+        if not keys:
+            return True
+        slot = key_slot(keys[0])
+        if any(key_slot(k) != slot for k in keys[1:]) or (self.slot is not None and slot != self.slot):
+            return False
+        self.slot = slot
+        return True
+
+    def _reset(self):
+        self.in_multi = False
+        self.queued = []
+        self.doomed = False
+        self.slot = None
+        if self.conn is not None:
+            self.conn.release()
+            self.conn = None
+
+    def close(self):
+        """The client is gone: a pinned connection may hold WATCHes; drop it."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # -- commands --
+
+    def multi(self):
+        if self.in_multi:
+            return error("ERR MULTI calls can not be nested")
+        self.in_multi = True
+        return OK
+
+    def queue(self, cmd, args, raw):
+        """A command after MULTI: check it as Redis would, then queue it."""
+        if cmd.kind not in ("key", "multikey", "any", "blocking") and cmd.name not in LOCAL_OK:
+            self.doomed = True
+            return error("ERR %s inside MULTI is not supported by geproxy" % cmd.name.upper())
+        if not self._pin_slot(cmd.keys(args)):
+            self.doomed = True
+            return CROSSSLOT
+        self.queued.append(raw)
+        return QUEUED
+
+    def watch(self, keys, raw):
+        if self.in_multi:
+            return error("ERR WATCH inside MULTI is not allowed")
+        if not self._pin_slot(keys):
+            return CROSSSLOT
+        try:
+            if self.conn is None:
+                self.conn = self._checkout()
+            return self.conn.call(raw)[0]
+        except private.ERRORS as e:
+            self._drop()
+            return error("ERR geproxy: %s" % e)
+
+    def unwatch(self, raw):
+        if self.in_multi:
+            self.queued.append(raw)
+            return QUEUED
+        reply = OK
+        if self.conn is not None:
+            try:
+                reply = self.conn.call(raw)[0]
+            except private.ERRORS:
+                self._drop()
+        self._reset()
+        return reply
+
+    def discard(self):
+        if not self.in_multi:
+            return error("ERR DISCARD without MULTI")
+        self._unwatch_and_reset()
+        return OK
+
+    def exec(self):
+        if not self.in_multi:
+            return error("ERR EXEC without MULTI")
+        if self.doomed:
+            self._unwatch_and_reset()
+            return EXECABORT
+        n = len(self.queued)
+        data = command("MULTI") + b"".join(self.queued) + command("EXEC")
+        try:
+            conn = self.conn or self._checkout()
+            self.conn = conn
+            replies = conn.call(data, n + 2)
+        except private.ERRORS as e:
+            self._drop()
+            self._reset()
+            return error("ERR geproxy: transaction not run: %s" % e)
+        self._reset()
+        for r in replies[1:-1]:
+            if r[:7] == b"-MOVED " or r[:5] == b"-ASK ":
+                words = r[1:].split()
+                if words[0] == b"MOVED":
+                    self.router.pool.moved(int(words[1]), words[2].decode())
+                return error("EXECABORT Transaction discarded: slot %s moved (%s); run it again"
+                             % (words[1].decode(), r[1:-2].decode()))
+        return replies[-1]
+
+    # -- helpers --
+
+    def _checkout(self):
+        pool = self.router.pool
+        server = pool.slots[self.slot] if self.slot is not None else pool.any_master()
+        if server is None:
+            raise private.BackendError("no node serves this slot")
+        return private.checkout(server, self.session.proto)
+
+    def _unwatch_and_reset(self):
+        if self.conn is not None:
+            try:
+                self.conn.call(command("UNWATCH"))
+            except private.ERRORS:
+                self._drop()
+        self._reset()
+
+    def _drop(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
