@@ -5,7 +5,7 @@ import logging
 import signal
 import sys
 
-from . import __version__
+from . import __version__, logs
 from .config import ConfigError, load
 
 
@@ -18,14 +18,6 @@ def parse_args(argv):
     p.add_argument("--name", help="override Name")
     p.add_argument("--workers", help="override WorkerProcesses")
     return p.parse_args(argv)
-
-
-def setup_logging(cfg):
-    handler = logging.FileHandler(cfg.Log) if cfg.Log else logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
 
 
 def main(argv=None):
@@ -45,7 +37,7 @@ def main(argv=None):
 
     from .proxy import Proxy
 
-    setup_logging(cfg)
+    handler = logs.setup(cfg)
     if cfg.WorkerProcesses > 1:
         logging.getLogger("geproxy").warning(
             "WorkerProcesses = %d: this version runs one process", cfg.WorkerProcesses)
@@ -58,6 +50,7 @@ def main(argv=None):
     stop = gevent.event.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, stop.set)
+    gevent.signal_handler(signal.SIGHUP, logs.reopen, handler)
     stop.wait()
     logging.getLogger("geproxy").info("shutting down")
     proxy.stop(timeout=2)

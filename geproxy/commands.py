@@ -23,7 +23,7 @@ NOT_HERE = "%s is not allowed through geproxy"
 OVERRIDES = {
     "ping": "local", "echo": "local", "quit": "local", "select": "local", "hello": "local",
     "auth": "local", "client": "local", "readonly": "local", "readwrite": "local",
-    "reset": "local", "info": "local", "cluster": "local", "asking": "local",
+    "reset": "local", "info": "local", "cluster": "local", "asking": "local", "config": "local",
     "keys": "fanout", "scan": "fanout", "dbsize": "fanout", "randomkey": "fanout",
     "flushall": "fanout", "flushdb": "fanout", "script": "fanout", "function": "fanout",
     "pubsub": "fanout",
@@ -38,7 +38,7 @@ OVERRIDES = {
 DENY = {
     name: NOT_HERE % name.upper()
     for name in ("shutdown", "debug", "monitor", "sync", "psync", "replconf", "replicaof", "slaveof",
-                 "failover", "swapdb", "move", "migrate", "config", "save", "bgsave", "bgrewriteaof",
+                 "failover", "swapdb", "move", "migrate", "save", "bgsave", "bgrewriteaof",
                  "acl", "module", "restore-asking")
 }
 DENY["move"] = "MOVE is not allowed in cluster mode"

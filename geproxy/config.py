@@ -7,7 +7,8 @@ import os
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values
 from validate import Validator
 
-from .settings import ALIASES, BY_NAME, FUNCTIONS, POOL, configspec_lines
+from .predixyconf import PredixyConfError, load_predixy, looks_like_predixy
+from .settings import ALIASES, AUTHORITY, BY_NAME, FUNCTIONS, LATENCY, POOL, configspec_lines
 
 
 class ConfigError(Exception):
@@ -19,14 +20,17 @@ class Config:
 
     def __init__(self, values, path=None):
         self.path = path
-        pool = values.pop(POOL)
+        self.pool = _Section(values.pop(POOL))
+        # name -> settings of each [[subsection]]; an empty dict when the section is absent
+        self.authority = {k: _Section(v) for k, v in values.pop(AUTHORITY[:-2], {}).items()}
+        self.latency = {k: _Section(v) for k, v in values.pop(LATENCY[:-2], {}).items()}
         self.__dict__.update(values)
-        self.pool = _Section(pool)
 
     def set(self, name, value):
-        """Set one setting by name (case-insensitive), validating it like the file would."""
+        """Set one top-level or pool setting by name (case-insensitive), validated
+        like the file would be."""
         s = BY_NAME.get(ALIASES.get(name, name).lower())
-        if s is None:
+        if s is None or (s.section or POOL).endswith("/*"):
             raise ConfigError("unknown setting %r" % name)
         check = s.check.split("(")[0]
         if check in FUNCTIONS:
@@ -35,6 +39,10 @@ class Config:
             v = Validator().check(s.check, value)
         target = self.pool if s.section == POOL else self
         setattr(target, s.name, v)
+
+    def get(self, name):
+        s = BY_NAME[name.lower()]
+        return getattr(self.pool if s.section == POOL else self, s.name)
 
 
 class _Section:
@@ -69,10 +77,19 @@ def load(path, overrides=None):
 
 
 def _read(path, seen):
-    """The file as a dict, with its Include files merged under it (its own keys win)."""
+    """The file as a dict, with its Include files merged under it (its own keys win).
+    predixy's own brace format is read too, so predixy users keep their files."""
     if path in seen:
         raise ConfigError("%s: Include loop" % path)
     seen.add(path)
+    try:
+        with open(path, errors="replace") as f:
+            if looks_like_predixy(f.read()):
+                return _resolve(load_predixy(path), path)
+    except PredixyConfError as e:
+        raise ConfigError(str(e)) from None
+    except OSError as e:
+        raise ConfigError("%s: cannot read: %s" % (path, e.strerror or e)) from None
     try:
         cfg = ConfigObj(path, file_error=True, list_values=True, interpolation=False)
     except (IOError, OSError) as e:
@@ -88,10 +105,15 @@ def _read(path, seen):
         inc_path = os.path.join(os.path.dirname(path), inc)
         _merge(merged, _read(inc_path, seen))
     _merge(merged, own)
-    base = os.path.dirname(path)
-    if isinstance(merged.get("Log"), str) and merged["Log"] and not os.path.isabs(merged["Log"]):
-        merged["Log"] = os.path.join(base, merged["Log"])
-    return merged
+    return _resolve(merged, path)
+
+
+def _resolve(values, path):
+    """Relative paths in a file resolve against its own folder."""
+    log = values.get("Log")
+    if isinstance(log, str) and log and not os.path.isabs(log):
+        values["Log"] = os.path.join(os.path.dirname(path), log)
+    return values
 
 
 def _merge(into, other):

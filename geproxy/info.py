@@ -6,11 +6,16 @@ import time
 
 from . import __version__
 
-SECTIONS = ("proxy", "systemresource", "stats", "servers")
+SECTIONS = ("proxy", "systemresource", "stats", "servers", "latencymonitor")
 
 
 def render(proxy, args):
+    """INFO [section ...], INFO Latency <name>, INFO ServerLatency <addr> [name]."""
     wanted = [a.lower() for a in args] or ["all"]
+    if wanted[0] == "latency" and len(args) == 2:
+        return _monitor(proxy, args[1], None)
+    if wanted[0] == "serverlatency" and len(args) in (2, 3):
+        return _server_latency(proxy, args[1], args[2] if len(args) == 3 else None)
     if any(w in ("all", "default", "everything") for w in wanted):
         wanted = SECTIONS
     out = []
@@ -67,3 +72,34 @@ def _servers(proxy):
         ]))
     return "# Servers\r\n" + "\r\n".join(blocks)
 
+
+
+def _latencymonitor(proxy):
+    return "# LatencyMonitor\r\n" + "\r\n".join(
+        "".join(_histogram(m.name, m.total)) for m in proxy.latency.monitors)
+
+
+def _histogram(name, h):
+    return ["LatencyMonitorName:%s\r\n" % name] + [row + "\r\n" for row in h.lines()]
+
+
+def _monitor(proxy, name, _):
+    m = proxy.latency.get(name)
+    if m is None:
+        return "-ERR no latency monitor named %s" % name
+    out = ["# LatencyMonitor\r\n"] + _histogram(m.name, m.total)
+    for addr in sorted(m.servers):
+        out += ["\r\nServerLatencyMonitorName:%s %s\r\n" % (addr, m.name)] + \
+            [row + "\r\n" for row in m.servers[addr].lines()]
+    return "".join(out)
+
+
+def _server_latency(proxy, addr, name):
+    monitors = proxy.latency.monitors if name is None else [m for m in proxy.latency.monitors
+                                                            if m.name.lower() == name.lower()]
+    out = ["# ServerLatencyMonitor\r\n"]
+    for m in monitors:
+        h = m.servers.get(addr)
+        out += ["ServerLatencyMonitorName:%s %s\r\n" % (addr, m.name)] + \
+            ([row + "\r\n" for row in h.lines()] if h else []) + ["\r\n"]
+    return "".join(out)

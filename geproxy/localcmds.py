@@ -2,8 +2,9 @@
 QUIT, RESET) and things that only make sense for the proxy (INFO, CLUSTER
 KEYSLOT).  Each handler takes (session, args) and returns reply bytes."""
 
-from . import __version__, info
+from . import __version__, configcmd, info
 from .resp import OK, PONG, bulk, error, integer, mapping, null, simple, verbatim
+from .authority import WRONGPASS
 from .slots import key_slot
 
 NOT_INT = error("ERR value is not an integer or out of range")
@@ -42,6 +43,23 @@ def ok(session, args):
     return OK
 
 
+def auth(session, args):
+    user, password = (None, args[1]) if len(args) == 2 else (args[1], args[2])
+    if len(args) > 3:
+        return error("ERR syntax error")
+    return _login(session, user, password) or OK
+
+
+def _login(session, user, password):
+    """Switch the client to the class the password names; the error reply if none."""
+    grant = session.proxy.authority.authenticate(user, password)
+    if grant is None:
+        return WRONGPASS
+    session.grant = grant
+    session.update_mode()
+    return None
+
+
 def reset(session, args):
     session.release()
     session.proto = 2
@@ -62,7 +80,10 @@ def hello(session, args):
     while i < len(args):
         opt = args[i].lower()
         if opt == b"auth" and i + 2 < len(args):
-            i += 3  # accepted as is until an Authority is configured
+            refused = _login(session, args[i + 1], args[i + 2])
+            if refused:
+                return refused
+            i += 3
         elif opt == b"setname" and i + 1 < len(args):
             name = args[i + 1]
             if not _valid_name(name):
@@ -70,6 +91,10 @@ def hello(session, args):
             i += 2
         else:
             return error("ERR Syntax error in HELLO option '%s'" % args[i].decode("utf-8", "replace"))
+    if session.grant is None:
+        return error("NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+                     "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+                     "select the RESP protocol version at the same time")
     session.proto = proto
     session.update_mode()
     if name is not None:
@@ -129,14 +154,18 @@ def cluster(session, args):
                  % args[1].decode("utf-8", "replace").upper())
 
 
+def config(session, args):
+    return configcmd.handle(session.proxy, session.proto, args)
+
+
 def info_(session, args):
     return verbatim(info.render(session.proxy, [a.decode("utf-8", "replace") for a in args[1:]]), session.proto)
 
 
 HANDLERS = {
     "ping": ping, "echo": echo, "quit": quit_, "select": select, "hello": hello,
-    "auth": ok, "readonly": ok, "readwrite": ok, "asking": ok, "reset": reset,
-    "client": client, "cluster": cluster, "info": info_,
+    "auth": auth, "readonly": ok, "readwrite": ok, "asking": ok, "reset": reset,
+    "client": client, "cluster": cluster, "info": info_, "config": config,
 }
 
 

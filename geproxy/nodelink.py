@@ -160,6 +160,8 @@ class NodeLink:
                     req = inflight.popleft()
                 except IndexError:
                     raise ProtocolError("reply without a request") from None
+                if req.started:
+                    server.latency.record(server.addr, req.command, req.started)
                 if kind == 45:  # errors may be redirections: let the request decide
                     req.done(buf[pos:end])
                 else:

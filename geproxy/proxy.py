@@ -11,6 +11,8 @@ import psutil
 from gevent import socket as gsocket
 from gevent.server import StreamServer
 
+from .authority import Authority
+from .latency import LatencyMonitors
 from .router import Router
 from .serverpool import ClusterServerPool
 from .session import Session
@@ -41,30 +43,58 @@ def listen(bind, backlog=1024):
 class Proxy:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.pool = ClusterServerPool(cfg.pool)
+        self.latency = LatencyMonitors(cfg.latency)
+        self.pool = ClusterServerPool(cfg.pool, self.latency)
+        self.authority = Authority(cfg.authority)
+        self.oom = False            # over MaxMemory: commands that grow memory are refused
         self.router = Router(self)
         self.stats = Stats()
         self.sessions = {}
         self.started = time.time()
         self._process = psutil.Process()
         self.server = None
+        self._memory = None
 
     def rss(self):
         return self._process.memory_info().rss
+
+    def set_config(self, name, value):
+        """CONFIG SET of an online setting; the parts that read it see it at once."""
+        self.cfg.set(name, value)
+        if name == "MaxMemory":
+            self._check_memory()
+
+    def reset_stats(self):
+        self.stats.reset()
+        for s in self.pool.servers.values():
+            s.requests = s.responses = s.send_bytes = s.recv_bytes = 0
+        self.latency.reset()
+
+    def _check_memory(self):
+        limit = self.cfg.MaxMemory
+        over = bool(limit) and self.rss() > limit
+        if over != self.oom:
+            log.warning("memory %s MaxMemory (%d bytes): %s", "over" if over else "back under", limit,
+                        "refusing commands that grow memory" if over else "accepting all commands")
+        self.oom = over
+
+    def _watch_memory(self):
+        while True:
+            self._check_memory()
+            gevent.sleep(0.1)
 
     def start(self, listener=None):
         self.server = StreamServer(listener or listen(self.cfg.Bind), self._handle)
         self.server.start()
         log.info("geproxy %s listening on %s", self.cfg.Name, self.cfg.Bind)
+        self._memory = gevent.spawn(self._watch_memory)
         self.pool.start()
-
-    def serve_forever(self):
-        self.start()
-        self.server._stop_event.wait()
 
     def stop(self, timeout=5):
         if self.server is not None:
             self.server.stop(timeout=timeout)
+        if self._memory is not None:
+            self._memory.kill(block=False)
         self.pool.stop()
 
     def _handle(self, sock, address):

@@ -6,11 +6,13 @@ a final reply is handed to the owner.
 """
 
 
+import time
+
 _REDIRECTS = (b"MOV", b"ASK", b"TRY", b"NOS")  # MOVED, ASK, TRYAGAIN, NOSCRIPT
 
 
 class Request:
-    __slots__ = ("raw", "reply", "owner", "slot", "redirects", "proto")
+    __slots__ = ("raw", "reply", "owner", "slot", "redirects", "proto", "started", "command")
 
     def __init__(self, owner, raw, slot, proto):
         self.raw = raw
@@ -19,6 +21,11 @@ class Request:
         self.slot = slot
         self.redirects = 0
         self.proto = proto
+        self.started = 0.0          # perf_counter() when latency monitors measure it
+
+    def measure(self, command):
+        self.started = time.perf_counter()
+        self.command = command
 
     def done(self, reply):
         """Take a reply.  (Node links set .reply directly for non-error replies.)"""

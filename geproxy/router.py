@@ -11,7 +11,7 @@ import logging
 
 import gevent
 
-from . import blocking, fanout, localcmds, merge, multikey, pubsub
+from . import authority, blocking, fanout, localcmds, merge, multikey, pubsub
 from .transaction import Transaction
 from .request import ASKING, DISCARD, Request
 from .resp import command, error
@@ -24,6 +24,7 @@ CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot")
 NOT_READY = error("CLUSTERDOWN geproxy has not reached any cluster node yet")
 INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
 SLOT_DOWN = error("CLUSTERDOWN Hash slot not served")
+OOM = error("OOM command not allowed when used memory > 'MaxMemory'")
 TXN_NOW = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))  # not queued inside MULTI
 
 
@@ -54,10 +55,11 @@ class Router:
         Plain one-key commands (GET, SET, HSET, ...) take the inlined fast path;
         everything else goes through dispatch()."""
         table = self.pool.commands
-        lookup = table.lookup if table is not None else {}
+        lookup = table.lookup if table is not None and not self.proxy.oom else {}
         slots = self.pool.slots
         proto = session.proto
         append = replies.append
+        measure = bool(self.proxy.latency)
         for args, raw in commands:
             cmd = lookup.get(args[0])
             if cmd is not None and session.plain:
@@ -68,6 +70,8 @@ class Router:
                     a, n = cmd.arity, len(args)
                     if server is not None and not server.fail_until and (n == a if a > 0 else n >= -a):
                         req = Request(session, raw, slot, proto)
+                        if measure:
+                            req.measure(cmd.name)
                         server.link(proto).send(req)
                         append(req)
                         continue
@@ -87,24 +91,28 @@ class Router:
             return NOT_READY
         cmd = table.get(args[0])
         if cmd is None or not cmd.arity_ok(len(args)):
-            if session.txn is not None and session.txn.in_multi:
-                session.txn.doomed = True  # as Redis: EXEC will answer EXECABORT
+            self._doom(session)
             return unknown_command(args) if cmd is None else wrong_arity(cmd.name)
-        if not session.plain:
-            reply = self.stateful(session, cmd, args, raw)
-            if reply is not None:
-                return reply
-        if cmd.kind == "local":
-            return localcmds.handle(session, cmd.name, args)
-        if cmd.subcommands:
+        if cmd.subcommands and cmd.kind != "local":  # the proxy's own commands parse their subcommands
             sub = cmd.lookup(args)
             if sub is None:
+                self._doom(session)
                 return error("ERR unknown subcommand '%s'. Try %s HELP." % (
                     args[1][:128].decode("utf-8", "replace"), cmd.name.upper()))
             if not sub.arity_ok(len(args)):
+                self._doom(session)
                 return wrong_arity(sub.name)
             cmd = sub
+        if not session.plain:
+            reply = authority.check(session.grant, cmd, args) or self.stateful(session, cmd, args, raw)
+            if reply is not None:
+                return reply
+        if self.proxy.oom and "denyoom" in cmd.flags:
+            self._doom(session)
+            return OOM
         kind = cmd.kind
+        if kind == "local":
+            return localcmds.handle(session, cmd.name, args)
         if kind == "key" or kind == "multikey" or kind == "blocking":
             keys = cmd.keys(args)
             slot = key_slot(keys[0]) if keys else None
@@ -116,10 +124,10 @@ class Router:
             if cmd.blocks(args):
                 return blocking.call(self, session, raw, slot)
             if slot is None:
-                return self.send_any(session, raw)
-            return self.send(session, raw, slot)
+                return self.send_any(session, raw, cmd.name)
+            return self.send(session, raw, slot, cmd.name)
         if kind == "any":
-            return self.send_any(session, raw)
+            return self.send_any(session, raw, cmd.name)
         if kind == "fanout":
             return fanout.dispatch(self, session, cmd.name, args, raw)
         if kind == "txn":
@@ -128,16 +136,17 @@ class Router:
             return self.subscribe(session, cmd.name, args, raw)
         return error("ERR " + cmd.reason)
 
+    def _doom(self, session):
+        """An error while queueing dooms the transaction: EXEC will say EXECABORT."""
+        if session.txn is not None and session.txn.in_multi:
+            session.txn.doomed = True
+
     def stateful(self, session, cmd, args, raw):
         """Inside MULTI commands are queued; a subscribed RESP2 client may only
         (un)subscribe and PING.  None: dispatch as usual."""
         txn = session.txn
         if txn is not None and txn.in_multi and cmd.name not in TXN_NOW:
-            sub = cmd.lookup(args) if cmd.subcommands else cmd
-            if sub is None:
-                txn.doomed = True
-                return error("ERR unknown subcommand '%s'" % args[1][:128].decode("utf-8", "replace"))
-            return txn.queue(sub, args, raw)
+            return txn.queue(cmd, args, raw)
         if session.subscribed and session.proto == 2:
             if cmd.name not in pubsub.ALLOWED:
                 return pubsub.not_allowed(cmd.name)
@@ -178,22 +187,24 @@ class Router:
             return wrong_arity(name)
         return multikey.dispatch(self, session, name, args)
 
-    def send(self, session, raw, slot):
+    def send(self, session, raw, slot, name=None):
         server = self.pool.slots[slot]
         if server is None:
             return SLOT_DOWN
-        return self._send_to(session, raw, server, slot)
+        return self._send_to(session, raw, server, slot, name)
 
-    def send_any(self, session, raw):
+    def send_any(self, session, raw, name=None):
         server = self.pool.any_master()
         if server is None:
             return NOT_READY
-        return self._send_to(session, raw, server, None)
+        return self._send_to(session, raw, server, None, name)
 
-    def _send_to(self, session, raw, server, slot):
+    def _send_to(self, session, raw, server, slot, name):
         if server.fail_until and server.is_failed():
             return failed(server)
         req = Request(session, raw, slot, session.proto)
+        if name and self.proxy.latency:
+            req.measure(name)
         server.link(session.proto).send(req)
         return req
 

@@ -15,8 +15,9 @@ log = logging.getLogger("geproxy.server")
 
 
 class Server:
-    def __init__(self, addr, cfg):
+    def __init__(self, addr, cfg, latency):
         self.addr = addr
+        self.latency = latency          # the proxy's LatencyMonitors
         host, _, port = addr.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self.cfg = cfg                  # the ClusterServerPool section

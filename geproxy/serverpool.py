@@ -58,8 +58,9 @@ def parse_cluster_nodes(text, seen_from=None):
 
 
 class ClusterServerPool:
-    def __init__(self, cfg):
+    def __init__(self, cfg, latency):
         self.cfg = cfg
+        self.latency = latency
         self.seeds = list(cfg.Servers)
         self.servers = {}                 # addr -> Server
         self.slots = [None] * SLOTS       # slot -> master Server
@@ -76,7 +77,7 @@ class ClusterServerPool:
     def server(self, addr):
         s = self.servers.get(addr)
         if s is None:
-            s = self.servers[addr] = Server(addr, self.cfg)
+            s = self.servers[addr] = Server(addr, self.cfg, self.latency)
         return s
 
     def any_master(self):

@@ -44,7 +44,9 @@ class Session:
         self.txn = None             # Transaction, once MULTI or WATCH is used
         self.pubsub = None          # PubSub, once a subscribe is used
         self.subscribed = False
-        self.plain = True           # no MULTI, no RESP2 subscription: the router's fast path applies
+        self.grant = proxy.authority.default   # what this client may do (None: must AUTH first)
+        self.plain = True           # unrestricted, no MULTI, no RESP2 subscription: the router's fast path
+        self.update_mode()
         self._scheduled = False
         self._drained = None
         self._loop = gevent.get_hub().loop
@@ -91,7 +93,9 @@ class Session:
     # -- state kept for the client --
 
     def update_mode(self):
-        self.plain = not ((self.txn is not None and self.txn.in_multi) or (self.subscribed and self.proto == 2))
+        grant = self.grant
+        self.plain = (grant is not None and grant.unrestricted and not (self.txn is not None and self.txn.in_multi)
+                      and not (self.subscribed and self.proto == 2))
 
     def release(self):
         """Give back what this client held: a WATCH-pinned connection, subscriptions."""

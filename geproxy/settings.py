@@ -1,6 +1,6 @@
 """Every setting, declared once: name, section, validator, default, whether
 CONFIG SET may change it online, and a one-line doc.  The configspec, `-t`,
-the README's reference and (later) CONFIG GET/SET all derive from this table.
+the README's reference and CONFIG GET/SET all derive from this table.
 
 Names are predixy's, so its users feel at home.
 """
@@ -23,6 +23,8 @@ class Setting:
 
 
 POOL = "ClusterServerPool"
+AUTHORITY = "Authority/*"          # [Authority] with one [[subsection]] per client class
+LATENCY = "LatencyMonitor/*"       # [LatencyMonitor] with one [[subsection]] per monitor
 
 SETTINGS = [
     Setting("Name", None, "string(min=1)", "geproxy", "service name, shown by INFO"),
@@ -57,11 +59,22 @@ SETTINGS = [
     Setting("ServerRetryTimeout", POOL, "duration", "1", "how long a failed node is left alone before a retry"),
     Setting("KeepAlive", POOL, "integer(min=0)", "0", "TCP keepalive idle seconds on backend sockets (0: off)"),
     Setting("Servers", POOL, "addresses", None, "seed nodes, host:port, comma separated; one reachable is enough"),
+    Setting("MetricsBind", None, "optional_address", "", "serve Prometheus metrics at http://ADDR/metrics (empty: off)"),
+    Setting("Password", AUTHORITY, "string", "", "password of this client class; none: what clients have before AUTH"),
+    Setting("Mode", AUTHORITY, "option('read', 'write', 'admin')", "write",
+            "read < write < admin (CONFIG, FLUSHALL and the like)"),
+    Setting("KeyPrefix", AUTHORITY, "names", "list()", "keys must start with one of these (empty: any)"),
+    Setting("ReadKeyPrefix", AUTHORITY, "names", "list()", "keys read must start with one of these"),
+    Setting("WriteKeyPrefix", AUTHORITY, "names", "list()", "keys written must start with one of these"),
+    Setting("Commands", LATENCY, "names", "list('all')", "commands measured: all, or names; -name excludes"),
+    Setting("TimeSpan", LATENCY, "spans", "list(100, 200, 500, 1000, 2000, 5000, 10000, 50000)",
+            "histogram bucket bounds in microseconds"),
 ]
 
 ALIASES = {"WorkerThreads": "WorkerProcesses"}
 
-BY_NAME = {s.name.lower(): s for s in SETTINGS}
+# The settings CONFIG GET/SET address by plain name: top level and the pool.
+BY_NAME = {s.name.lower(): s for s in SETTINGS if not (s.section or "").endswith("/*")}
 
 
 def configspec_lines():
@@ -70,13 +83,21 @@ def configspec_lines():
     for s in sorted(SETTINGS, key=lambda s: s.section or ""):
         if s.section != current:
             current = s.section
-            lines.append("[%s]" % current)
-        default = "" if s.default is None else ", default=%r" % s.default
-        check = s.check
-        if default:
-            check = check[:-1] + default + ")" if check.endswith(")") else "%s(%s)" % (check, default[2:])
-        lines.append("%s = %s" % (s.name, check))
+            if current.endswith("/*"):
+                lines += ["[%s]" % current[:-2], "[[__many__]]"]
+            else:
+                lines.append("[%s]" % current)
+        lines.append("%s = %s" % (s.name, _with_default(s)))
     return lines
+
+
+def _with_default(s):
+    if s.default is None:
+        return s.check
+    default = s.default if s.default.startswith("list(") else repr(s.default)
+    if s.check.endswith(")"):
+        return "%s, default=%s)" % (s.check[:-1], default)
+    return "%s(default=%s)" % (s.check, default)
 
 
 # ---- validator functions used by the configspec ----
@@ -132,6 +153,27 @@ def address(value, default=None):
     return str(value).strip()
 
 
+def optional_address(value, default=None):
+    return address(value) if _scalar(value).strip() else ""
+
+
+def names(value, default=None):
+    """A list of words; one word is a list of one."""
+    items = value if isinstance(value, list) else [value]
+    return [str(v).strip() for v in items if str(v).strip()]
+
+
+def spans(value, default=None):
+    """Ascending bucket bounds, in microseconds."""
+    try:
+        bounds = [int(v) for v in names(value)]
+    except ValueError:
+        raise ValidateError("%r: bucket bounds are whole microseconds" % (value,)) from None
+    if not bounds or bounds != sorted(set(bounds)) or bounds[0] <= 0:
+        raise ValidateError("%r: bucket bounds must be positive and ascending" % (value,))
+    return bounds
+
+
 def addresses(value, default=None):
     items = value if isinstance(value, list) else [value]
     items = [str(v).strip() for v in items if str(v).strip()]
@@ -162,8 +204,8 @@ def logrotate(value, default=None):
     return seconds, size
 
 
-FUNCTIONS = {"duration": duration, "memsize": memsize, "address": address,
-             "addresses": addresses, "logrotate": logrotate}
+FUNCTIONS = {"duration": duration, "memsize": memsize, "address": address, "optional_address": optional_address,
+             "addresses": addresses, "logrotate": logrotate, "names": names, "spans": spans}
 
 
 def reference_markdown():
@@ -171,7 +213,8 @@ def reference_markdown():
     rows = ["| Setting | Section | Default | Online | Meaning |", "| --- | --- | --- | --- | --- |"]
     for s in SETTINGS:
         default = "(required)" if s.default is None else "`%s`" % s.default if s.default != "" else "(empty)"
-        rows.append("| %s | %s | %s | %s | %s |" % (s.name, s.section or "top", default,
+        section = (s.section or "top").replace("/*", " (each [[subsection]])")
+        rows.append("| %s | %s | %s | %s | %s |" % (s.name, section, default,
                                                     "yes" if s.online else "", s.doc))
     return "\n".join(rows)
 

@@ -94,7 +94,7 @@ def test_every_setting_is_declared_once_with_doc():
     names = [s.key for s in SETTINGS]
     assert len(names) == len(set(names))
     assert all(s.doc for s in SETTINGS)
-    assert len(configspec_lines()) == len(SETTINGS) + 1  # plus the [ClusterServerPool] header
+    assert len([line for line in configspec_lines() if not line.startswith("[")]) == len(SETTINGS)
 
 
 def run_cli(*args):
