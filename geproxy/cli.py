@@ -8,6 +8,8 @@ import sys
 from . import __version__, logs
 from .config import ConfigError, load
 
+log = logging.getLogger("geproxy")
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="geproxy", description="A Redis Cluster proxy: one endpoint for a whole cluster.")
@@ -32,25 +34,39 @@ def main(argv=None):
     if args.test:
         print("geproxy: configuration %s is ok" % cfg.path)
         return
-    import gevent
-    import gevent.event
-
-    from .proxy import Proxy
-
-    handler = logs.setup(cfg)
-    if cfg.WorkerProcesses > 1:
-        logging.getLogger("geproxy").warning(
-            "WorkerProcesses = %d: this version runs one process", cfg.WorkerProcesses)
-    proxy = Proxy(cfg)
+    logs.setup(cfg)
     try:
-        proxy.start()
+        if cfg.WorkerProcesses > 1:
+            from .arbiter import Arbiter
+            code = Arbiter(cfg, run_worker).run()
+        else:
+            code = run_worker(cfg)
     except OSError as e:
         print("geproxy: cannot listen on %s: %s" % (cfg.Bind, e.strerror or e), file=sys.stderr)
         sys.exit(1)
+    sys.exit(code)
+
+
+def run_worker(cfg, listener=None, worker_id=None, stats_dir=None):
+    """One gevent proxy until SIGTERM/SIGINT; SIGHUP reopens the log file."""
+    import gevent
+    import gevent.event
+
+    from . import metrics
+    from .proxy import Proxy
+
+    handler = logs.setup(cfg)
+    proxy = Proxy(cfg, worker_id)
+    proxy.start(listener)
+    if cfg.MetricsBind and worker_id is None:
+        metrics.start_for_proxy(proxy)
+    if stats_dir:
+        gevent.spawn(metrics.write_snapshots, proxy, stats_dir, worker_id)
     stop = gevent.event.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, stop.set)
     gevent.signal_handler(signal.SIGHUP, logs.reopen, handler)
     stop.wait()
-    logging.getLogger("geproxy").info("shutting down")
+    log.info("shutting down")
     proxy.stop(timeout=2)
+    return 0

@@ -34,6 +34,8 @@ def _proxy(proxy):
     return _lines("Proxy", [
         ("Version", __version__), ("Name", cfg.Name), ("Bind", cfg.Bind), ("RedisMode", "proxy"),
         ("SingleThread", "true"), ("WorkerThreads", cfg.WorkerProcesses),
+        ("WorkerId", proxy.worker_id or 0),
+        ("StatsScope", "this worker" if proxy.worker_id is not None else "all"),
         ("Uptime", int(time.time() - proxy.started)),
         ("UptimeSince", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(proxy.started))),
     ])

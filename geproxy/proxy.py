@@ -41,8 +41,9 @@ def listen(bind, backlog=1024):
 
 
 class Proxy:
-    def __init__(self, cfg):
+    def __init__(self, cfg, worker_id=None):
         self.cfg = cfg
+        self.worker_id = worker_id  # None: the only process
         self.latency = LatencyMonitors(cfg.latency)
         self.pool = ClusterServerPool(cfg.pool, self.latency)
         self.authority = Authority(cfg.authority)
@@ -84,6 +85,10 @@ class Proxy:
             gevent.sleep(0.1)
 
     def start(self, listener=None):
+        """Serve on `listener` (a stdlib socket from the arbiter) or on Bind."""
+        if listener is not None:
+            listener = gsocket.socket(fileno=listener.detach())
+            listener.setblocking(False)
         self.server = StreamServer(listener or listen(self.cfg.Bind), self._handle)
         self.server.start()
         log.info("geproxy %s listening on %s", self.cfg.Name, self.cfg.Bind)
@@ -91,8 +96,13 @@ class Proxy:
         self.pool.start()
 
     def stop(self, timeout=5):
+        """Graceful: stop accepting, let clients get the replies in flight, then close."""
         if self.server is not None:
-            self.server.stop(timeout=timeout)
+            self.server.close()
+            deadline = time.time() + timeout
+            while any(s.replies for s in self.sessions.values()) and time.time() < deadline:
+                gevent.sleep(0.05)
+            self.server.stop(timeout=0.1)
         if self._memory is not None:
             self._memory.kill(block=False)
         self.pool.stop()

@@ -128,16 +128,20 @@ class Session:
         self._scheduled = False
         q = self.replies
         out = []
+        errors = 0
         while q:
             r = q[0]
             if r.__class__ is not bytes:
                 r = r.reply
                 if r is None:
                     break
+            if r[:1] == b"-":
+                errors += 1
             out.append(r)
             q.popleft()
         if out:
             stats = self.proxy.stats
+            stats.errors += errors
             stats.total_responses += len(out)
             data = out[0] if len(out) == 1 else b"".join(out)
             stats.send_client_bytes += len(data)

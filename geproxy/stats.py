@@ -3,12 +3,12 @@
 
 class Stats:
     __slots__ = ("accept", "client_connections", "total_requests", "total_responses",
-                 "recv_client_bytes", "send_client_bytes")
+                 "recv_client_bytes", "send_client_bytes", "errors")
 
     def __init__(self):
         self.reset()
 
     def reset(self):
-        self.accept = self.total_requests = self.total_responses = 0
+        self.accept = self.total_requests = self.total_responses = self.errors = 0
         self.recv_client_bytes = self.send_client_bytes = 0
         self.client_connections = getattr(self, "client_connections", 0)

@@ -1,0 +1,114 @@
+"""The arbiter: with WorkerProcesses = N it owns N worker processes, each a
+full gevent proxy on the same port (SO_REUSEPORT for TCP, so the kernel
+spreads connections; an inherited socket for a unix path).  It restarts a
+worker that dies, forwards SIGTERM/SIGINT (graceful stop) and SIGHUP (reopen
+logs), and serves the metrics of all workers summed.
+
+The arbiter itself never starts gevent: it forks, waits and signals.
+"""
+
+import errno
+import logging
+import os
+import shutil
+import signal
+import socket
+import time
+
+from .settings import parse_address
+
+log = logging.getLogger("geproxy.arbiter")
+
+RESTART_BACKOFF = 1.0      # seconds between restarts of a worker that keeps dying
+
+
+def bind(bind_addr, reuseport):
+    """A bound, listening stdlib socket for Bind."""
+    host, port = parse_address(bind_addr)
+    if port is None:
+        if os.path.exists(host):
+            os.unlink(host)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(host)
+    else:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    sock.listen(1024)
+    return sock
+
+
+class Arbiter:
+    def __init__(self, cfg, run_worker):
+        self.cfg = cfg
+        self.run_worker = run_worker        # (cfg, listener, worker_id, stats_dir) -> exit code
+        self.workers = {}                   # pid -> worker id
+        self.stopping = False
+        self.unix = parse_address(cfg.Bind)[1] is None
+        self.stats_dir = None
+
+    def run(self):
+        self.listener = bind(self.cfg.Bind, reuseport=not self.unix)  # fails early, before any fork
+        if not self.unix:
+            self.listener.close()  # each worker binds its own REUSEPORT socket
+            self.listener = None
+        if self.cfg.MetricsBind:
+            from . import metrics
+            self.stats_dir = metrics.start_for_arbiter(self.cfg)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        signal.signal(signal.SIGHUP, self._forward)
+        for wid in range(self.cfg.WorkerProcesses):
+            self._spawn(wid)
+        log.info("arbiter %d: %d workers on %s", os.getpid(), len(self.workers), self.cfg.Bind)
+        last_exit = {}
+        while self.workers:
+            try:
+                pid, status = os.wait()
+            except InterruptedError:
+                continue
+            except OSError as e:
+                if e.errno == errno.ECHILD:
+                    break
+                raise
+            wid = self.workers.pop(pid, None)
+            if wid is None or self.stopping:
+                continue
+            log.warning("worker %d (pid %d) exited with status %d; restarting", wid, pid, status)
+            if time.monotonic() - last_exit.get(wid, 0) < RESTART_BACKOFF:
+                time.sleep(RESTART_BACKOFF)
+            last_exit[wid] = time.monotonic()
+            self._spawn(wid)
+        log.info("arbiter %d: all workers stopped", os.getpid())
+        if self.stats_dir:
+            shutil.rmtree(self.stats_dir, ignore_errors=True)
+        return 0
+
+    def _spawn(self, wid):
+        pid = os.fork()
+        if pid:
+            self.workers[pid] = wid
+            return
+        code = 1
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            listener = self.listener or bind(self.cfg.Bind, reuseport=True)
+            code = self.run_worker(self.cfg, listener, wid, self.stats_dir)
+        except BaseException:
+            log.exception("worker %d failed", wid)
+        finally:
+            os._exit(code)
+
+    def _stop(self, signum, frame):
+        self.stopping = True
+        self._forward(signal.SIGTERM, frame)
+
+    def _forward(self, signum, frame):
+        for pid in list(self.workers):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
