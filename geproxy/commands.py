@@ -51,13 +51,15 @@ BLOCK_OPTION = {"xread": b"block", "xreadgroup": b"block"}
 class Command:
     """One command's routing facts, compiled from its COMMAND entry."""
 
-    __slots__ = ("name", "arity", "flags", "kind", "reason", "finders", "key_index", "subcommands", "single")
+    __slots__ = ("name", "arity", "flags", "kind", "reason", "finders", "key_index", "subcommands", "single",
+                 "readonly")
 
     def __init__(self, entry, parent=None):
         name = _text(entry[0])
         self.name = name            # "get", or "object|encoding" for a subcommand
         self.arity = entry[1]
         self.flags = frozenset(_text(f) for f in entry[2])
+        self.readonly = "readonly" in self.flags   # may be served by a replica
         self.finders = _compile_keyspecs(entry[8] if len(entry) > 8 else [], entry[3:6])
         # The common case, one key at a fixed index: skip the general finder.
         self.key_index = None

@@ -8,7 +8,7 @@ from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_value
 from validate import Validator
 
 from .predixyconf import PredixyConfError, load_predixy, looks_like_predixy
-from .settings import ALIASES, AUTHORITY, BY_NAME, FUNCTIONS, LATENCY, POOL, configspec_lines
+from .settings import ALIASES, AUTHORITY, BY_NAME, DATACENTER, FUNCTIONS, LATENCY, POOL, configspec_lines
 
 
 class ConfigError(Exception):
@@ -24,6 +24,7 @@ class Config:
         # name -> settings of each [[subsection]]; an empty dict when the section is absent
         self.authority = {k: _Section(v) for k, v in values.pop(AUTHORITY[:-2], {}).items()}
         self.latency = {k: _Section(v) for k, v in values.pop(LATENCY[:-2], {}).items()}
+        self.datacenters = {k: _Section(v) for k, v in values.pop(DATACENTER[:-2], {}).items()}
         self.__dict__.update(values)
 
     def set(self, name, value):
@@ -73,6 +74,9 @@ def load(path, overrides=None):
     for sections, key in get_extra_values(cfg):
         name = ".".join(list(sections) + [key])
         raise ConfigError("%s: unknown setting %s" % (path, name))
+    local = cfg.get("LocalDC")
+    if local and local not in cfg.get(DATACENTER[:-2], {}):
+        raise ConfigError("%s: LocalDC: %r is not a [DataCenter] subsection" % (path, local))
     return Config(cfg.dict(), path)
 
 

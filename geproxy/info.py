@@ -67,8 +67,8 @@ def _servers(proxy):
     blocks = []
     for s in sorted(proxy.pool.servers.values(), key=lambda s: s.addr):
         blocks.append("".join("%s:%s\r\n" % kv for kv in [
-            ("Server", s.addr), ("Role", s.role), ("Group", s.group), ("DC", ""),
-            ("CurrentIsFail", 1 if s.is_failed() else 0), ("Connections", s.connections),
+            ("Server", s.addr), ("Role", s.role), ("Group", s.group), ("DC", s.dc),
+            ("CurrentIsFail", 1 if s.current_is_fail() else 0), ("Connections", s.connections),
             ("Connect", s.connect), ("Requests", s.requests), ("Responses", s.responses),
             ("SendBytes", s.send_bytes), ("RecvBytes", s.recv_bytes),
         ]))

@@ -23,7 +23,7 @@ def snapshot(proxy):
         "requests": s.total_requests, "responses": s.total_responses,
         "recv_client_bytes": s.recv_client_bytes, "send_client_bytes": s.send_client_bytes,
         "accepted": s.accept, "connections": s.client_connections, "errors": s.errors,
-        "servers": {a: {"role": v.role, "failed": 1 if v.is_failed() else 0, "connections": v.connections,
+        "servers": {a: {"role": v.role, "failed": 1 if v.current_is_fail() else 0, "connections": v.connections,
                         "requests": v.requests, "responses": v.responses, "send_bytes": v.send_bytes,
                         "recv_bytes": v.recv_bytes} for a, v in proxy.pool.servers.items()},
         "latency": {m.name: {"bounds": m.bounds, "counts": m.total.counts, "sums": m.total.sums}

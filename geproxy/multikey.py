@@ -21,14 +21,12 @@ SPLIT = {
 }
 
 
-def dispatch(router, session, name, args):
-    """Returns None when every key is in one slot (route it as one command)."""
-    step, how = SPLIT[name]
+def dispatch(router, session, cmd, args):
+    """Split a command whose keys span slots."""
+    step, how = SPLIT[cmd.name]
     groups = {}                 # slot -> [positions of the keys]
     for pos in range(1, len(args), step):
         groups.setdefault(key_slot(args[pos]), []).append(pos)
-    if len(groups) <= 1:
-        return None
     if how is None:  # MGET: values go back to each key's place
         how = merge.placed([[(p - 1) // step for p in ps] for ps in groups.values()], (len(args) - 1) // step)
     g = Gather(session, how)
@@ -37,5 +35,5 @@ def dispatch(router, session, name, args):
         part = [verb]
         for p in positions:
             part.extend(args[p:p + step])
-        router.submit_slot(slot, g.part(command(*part), slot))
+        router.submit_slot(slot, g.part(command(*part), slot), cmd.readonly)
     return g.close()

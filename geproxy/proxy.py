@@ -13,6 +13,7 @@ from gevent.server import StreamServer
 
 from .authority import Authority
 from .latency import LatencyMonitors
+from .readpolicy import DataCenters
 from .router import Router
 from .serverpool import ClusterServerPool
 from .session import Session
@@ -45,7 +46,7 @@ class Proxy:
         self.cfg = cfg
         self.worker_id = worker_id  # None: the only process
         self.latency = LatencyMonitors(cfg.latency)
-        self.pool = ClusterServerPool(cfg.pool, self.latency)
+        self.pool = ClusterServerPool(cfg.pool, self.latency, DataCenters(cfg.LocalDC, cfg.datacenters))
         self.authority = Authority(cfg.authority)
         self.oom = False            # over MaxMemory: commands that grow memory are refused
         self.router = Router(self)

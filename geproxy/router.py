@@ -57,6 +57,7 @@ class Router:
         table = self.pool.commands
         lookup = table.lookup if table is not None and not self.proxy.oom else {}
         slots = self.pool.slots
+        reads = self.pool.reads
         proto = session.proto
         append = replies.append
         measure = bool(self.proxy.latency)
@@ -66,7 +67,7 @@ class Router:
                 i = cmd.single
                 if i is not None and len(args) > i:
                     slot = key_slot(args[i])
-                    server = slots[slot]
+                    server = reads[slot].pick() if reads is not None and cmd.readonly and reads[slot] else slots[slot]
                     a, n = cmd.arity, len(args)
                     if server is not None and not server.fail_until and (n == a if a > 0 else n >= -a):
                         req = Request(session, raw, slot, proto)
@@ -119,13 +120,13 @@ class Router:
             for k in keys[1:]:
                 if key_slot(k) != slot:
                     if kind == "multikey":
-                        return self.split(session, cmd.name, args)
+                        return self.split(session, cmd, args)
                     return CROSSSLOT
             if cmd.blocks(args):
                 return blocking.call(self, session, raw, slot)
             if slot is None:
                 return self.send_any(session, raw, cmd.name)
-            return self.send(session, raw, slot, cmd.name)
+            return self.send(session, raw, slot, cmd.name, cmd.readonly)
         if kind == "any":
             return self.send_any(session, raw, cmd.name)
         if kind == "fanout":
@@ -181,14 +182,21 @@ class Router:
             session.update_mode()
         return reply
 
-    def split(self, session, name, args):
-        step = multikey.SPLIT[name][0]
+    def split(self, session, cmd, args):
+        step = multikey.SPLIT[cmd.name][0]
         if (len(args) - 1) % step:
-            return wrong_arity(name)
-        return multikey.dispatch(self, session, name, args)
+            return wrong_arity(cmd.name)
+        return multikey.dispatch(self, session, cmd, args)
 
-    def send(self, session, raw, slot, name=None):
-        server = self.pool.slots[slot]
+    def server_for(self, slot, readonly=False):
+        """The master owning `slot`, or for a read the member its read group picks."""
+        reads = self.pool.reads
+        if readonly and reads is not None and reads[slot] is not None:
+            return reads[slot].pick()
+        return self.pool.slots[slot]
+
+    def send(self, session, raw, slot, name=None, readonly=False):
+        server = self.server_for(slot, readonly)
         if server is None:
             return SLOT_DOWN
         return self._send_to(session, raw, server, slot, name)
@@ -215,8 +223,8 @@ class Router:
         else:
             server.link(req.proto).send(req)
 
-    def submit_slot(self, slot, req):
-        server = self.pool.slots[slot]
+    def submit_slot(self, slot, req, readonly=False):
+        server = self.server_for(slot, readonly)
         if server is None:
             req.done(SLOT_DOWN)
         else:

@@ -24,6 +24,8 @@ class Server:
         self.role = "master"
         self.node_id = ""
         self.group = ""                 # the master's node id
+        self.dc = ""
+        self.cluster_fail = False       # the cluster itself flags the node as failed
         self.links = {}
         self.idle_private = {}          # proto -> [PrivateConn]
         self.failures = 0               # in a row
@@ -36,6 +38,10 @@ class Server:
         if link is None:
             link = self.links[proto] = NodeLink(self, proto)
         return link
+
+    def current_is_fail(self):
+        """INFO's CurrentIsFail: marked failed by us, or flagged failed by the cluster."""
+        return self.cluster_fail or self.is_failed()
 
     def is_failed(self):
         if self.fail_until and time.monotonic() >= self.fail_until:

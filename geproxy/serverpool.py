@@ -14,6 +14,7 @@ from gevent.event import Event
 
 from .commands import CommandTable
 from .connection import BackendError, Connection
+from .readpolicy import ReadGroup, replicas_read
 from .server import Server
 from .slots import SLOTS
 
@@ -58,9 +59,11 @@ def parse_cluster_nodes(text, seen_from=None):
 
 
 class ClusterServerPool:
-    def __init__(self, cfg, latency):
+    def __init__(self, cfg, latency, dcs):
         self.cfg = cfg
         self.latency = latency
+        self.dcs = dcs                    # DataCenters
+        self.reads = None                 # slot -> ReadGroup, when reads may leave the master
         self.seeds = list(cfg.Servers)
         self.servers = {}                 # addr -> Server
         self.slots = [None] * SLOTS       # slot -> master Server
@@ -166,6 +169,8 @@ class ClusterServerPool:
         for n in nodes:
             s = self.server(n.addr)
             s.node_id = n.node_id
+            s.cluster_fail = "fail" in n.flags
+            s.dc = self.dcs.dc_of(n.addr)
             if n.is_master:
                 s.role, s.group = "master", n.node_id
                 if n.slots:
@@ -181,4 +186,22 @@ class ClusterServerPool:
             log.info("topology: %d masters, %d nodes", len(masters), len(nodes))
         self.slots = slots
         self.masters = masters
+        self.reads = self._read_groups(nodes, slots) if replicas_read(self.cfg, self.dcs) else None
         self.refreshed_at = time.time()
+
+    def _read_groups(self, nodes, slots):
+        groups = {}
+        for n in nodes:
+            if not n.is_master and n.master_id:
+                groups.setdefault(n.master_id, []).append(self.servers[n.addr])
+        reads = [None] * SLOTS
+        made = {}
+        for slot, master in enumerate(slots):
+            if master is None:
+                continue
+            g = made.get(master.addr)
+            if g is None:
+                g = made[master.addr] = ReadGroup(master, groups.get(master.node_id, []), self.cfg, self.dcs,
+                                                  set(self.seeds))
+            reads[slot] = g
+        return reads

@@ -25,6 +25,7 @@ class Setting:
 POOL = "ClusterServerPool"
 AUTHORITY = "Authority/*"          # [Authority] with one [[subsection]] per client class
 LATENCY = "LatencyMonitor/*"       # [LatencyMonitor] with one [[subsection]] per monitor
+DATACENTER = "DataCenter/*"        # [DataCenter] with one [[subsection]] per data center
 
 SETTINGS = [
     Setting("Name", None, "string(min=1)", "geproxy", "service name, shown by INFO"),
@@ -59,6 +60,10 @@ SETTINGS = [
     Setting("ServerRetryTimeout", POOL, "duration", "1", "how long a failed node is left alone before a retry"),
     Setting("KeepAlive", POOL, "integer(min=0)", "0", "TCP keepalive idle seconds on backend sockets (0: off)"),
     Setting("Servers", POOL, "addresses", None, "seed nodes, host:port, comma separated; one reachable is enough"),
+    Setting("LocalDC", None, "string", "", "the data center this proxy runs in (see [DataCenter])"),
+    Setting("AddrPrefix", DATACENTER, "names", "list()", "node addresses starting with these are in this DC"),
+    Setting("ReadPolicy", DATACENTER, "names", "list()",
+            "from this DC, read priority per DC: 'bj 50, sh 20' (0 or absent: never)"),
     Setting("MetricsBind", None, "optional_address", "", "serve Prometheus metrics at http://ADDR/metrics (empty: off)"),
     Setting("Password", AUTHORITY, "string", "", "password of this client class; none: what clients have before AUTH"),
     Setting("Mode", AUTHORITY, "option('read', 'write', 'admin')", "write",
