@@ -124,6 +124,7 @@ class NodeLink:
         server = self.server
         inflight = self.inflight
         buf = b""
+        parts, wait_for = [], 0     # a big reply arriving: collect chunks, join once
         while True:
             try:
                 data = sock.recv(65536)
@@ -134,7 +135,15 @@ class NodeLink:
             if not data:
                 raise BackendError("connection closed by server")
             server.recv_bytes += len(data)
-            buf = buf + data if buf else data
+            if wait_for:
+                parts.append(data)
+                wait_for -= len(data)
+                if wait_for > 0:
+                    continue
+                buf = buf + b"".join(parts)
+                parts, wait_for = [], 0
+            else:
+                buf = buf + data if buf else data
             pos = replies = 0
             size = len(buf)
             while pos < size:
@@ -147,6 +156,8 @@ class NodeLink:
                     n = int(buf[pos + 1:eol])
                     end = eol + n + 4 if n >= 0 else eol + 2
                     if end > size:
+                        if end - size > 65536:
+                            wait_for = end - size
                         break
                 elif kind == 43 or kind == 58 or kind == 45:  # '+' ':' '-'
                     end = buf.find(b"\r\n", pos) + 2
@@ -155,6 +166,8 @@ class NodeLink:
                 else:
                     end = reply_end(buf, pos)
                     if end < 0:
+                        if size - pos > 65536:
+                            wait_for = size - pos  # unknown size: wait until it doubles
                         break
                 try:
                     req = inflight.popleft()

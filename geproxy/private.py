@@ -24,7 +24,7 @@ class PrivateConn:
         self.proto = proto
         cfg = server.cfg
         self.sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive)
-        self.buf = b""
+        self.buf = bytearray()
         try:
             cmds = handshake_commands(proto, cfg.User, cfg.Password)
             if cmds:
@@ -46,7 +46,8 @@ class PrivateConn:
         if self.buf:
             end = reply_end(self.buf, 0)
             if end > 0:
-                reply, self.buf = self.buf[:end], self.buf[end:]
+                reply = bytes(self.buf[:end])
+                del self.buf[:end]
                 self.server.responses += 1
                 return reply
         return None

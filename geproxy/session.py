@@ -23,6 +23,8 @@ from .resp import error
 log = logging.getLogger("geproxy.session")
 
 _ids = itertools.count(1)
+STALL = 10          # seconds a client over ClientOutputLimit may read nothing
+HARD_LIMIT = 4      # times ClientOutputLimit: closed at once
 
 
 class Session:
@@ -38,7 +40,8 @@ class Session:
         self.created = self.active = time.time()
         self.replies = deque()      # bytes or Request, in the client's order
         self.backlog = []           # output the socket would not take yet
-        self.writer = None          # greenlet draining the backlog
+        self.backlog_bytes = 0
+        self.writer = None          # greenlet draining the backlog; while it runs, we read no more
         self.closing = False        # QUIT or protocol error: stop reading, finish writing
         self.closed = False
         self.txn = None             # Transaction, once MULTI or WATCH is used
@@ -63,6 +66,10 @@ class Session:
         replies = self.replies
         try:
             while not self.closing:
+                if self.writer is not None:  # backpressure: a client that does not read is not read
+                    self.writer.join()
+                    if self.closed:
+                        break
                 timeout = proxy.cfg.ClientTimeout or None
                 if sock.timeout != timeout:
                     sock.settimeout(timeout)
@@ -152,26 +159,46 @@ class Session:
     def _write(self, data):
         if self.closed:
             return
-        if self.writer is not None:
-            self.backlog.append(data)
-            return
-        try:
-            sent = self.sock._sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self._abort()
-            return
-        if sent < len(data):
-            self.backlog.append(data[sent:])
+        if self.writer is None:
+            try:
+                sent = self.sock._sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._abort()
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
             self.writer = gevent.spawn(self._drain)
+        self.backlog.append(data)
+        self.backlog_bytes += len(data)
+        if self.backlog_bytes > HARD_LIMIT * self.proxy.cfg.ClientOutputLimit:
+            self._too_slow()
+
+    def _too_slow(self):
+        log.warning("client %s: %d bytes of replies unread (ClientOutputLimit %d): closed",
+                    self.peer(), self.backlog_bytes, self.proxy.cfg.ClientOutputLimit)
+        self._abort()
 
     def _drain(self):
+        """Write the backlog as the client reads it.  A client over
+        ClientOutputLimit that reads nothing for STALL seconds is closed."""
         try:
-            while self.backlog:
-                data = b"".join(self.backlog)
+            while self.backlog and not self.closed:
+                data = memoryview(b"".join(self.backlog))
                 self.backlog = []
-                self.sock.sendall(data)
+                while data:
+                    sent = 0
+                    with gevent.Timeout(STALL, False):
+                        sent = self.sock.send(data)
+                    if not sent:
+                        if self.backlog_bytes > self.proxy.cfg.ClientOutputLimit:
+                            self._too_slow()
+                            return
+                        continue
+                    data = data[sent:]
+                    self.backlog_bytes -= sent
         except OSError:
             self._abort()
         finally:
@@ -183,6 +210,7 @@ class Session:
         """The client is gone: stop writing; its reader sees the closed socket."""
         self.closed = True
         self.backlog = []
+        self.backlog_bytes = 0
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:

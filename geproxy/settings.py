@@ -35,6 +35,9 @@ SETTINGS = [
     Setting("MaxMemory", None, "memsize", "0", "memory limit of the process: 0 (none), 100M, 1G", online=True),
     Setting("ClientTimeout", None, "integer(min=0)", "0", "close a client idle this many seconds (0: never)",
             online=True),
+    Setting("ClientOutputLimit", None, "memsize", "64M",
+            "replies buffered for a slow client: over it and reading nothing for 10s, or over 4x it, "
+            "the client is closed", online=True),
     Setting("BufSize", None, "integer(min=512, max=67108864)", "16384", "bytes read from a socket at a time"),
     Setting("Log", None, "string", "", "log file path; empty logs to stdout"),
     Setting("LogRotate", None, "logrotate", "", "rotate the log: 1d, 2h, 30m, 1G, 500M, combinable ('1d 2G')"),
