@@ -33,12 +33,15 @@ def _bytes(n):
 
 
 def handle(proxy, proto, args):
+    """The reply, or None when a backend should answer (CONFIG GET of Redis's own settings)."""
     sub = args[1].lower() if len(args) > 1 else b""
     cfg = proxy.cfg
     if sub == b"get" and len(args) >= 3:
         patterns = [a.decode("utf-8", "replace").lower() for a in args[2:]]
         pairs = [(bulk(s.name), bulk(show(cfg.get(s.name)))) for key, s in BY_NAME.items()
                  if key not in HIDDEN and any(fnmatchcase(key, p) for p in patterns)]
+        if not pairs:
+            return None  # not ours (e.g. redis-benchmark's CONFIG GET save): a master answers
         return mapping(pairs, proto)
     if sub == b"set" and len(args) >= 4 and len(args) % 2 == 0:
         changes = []

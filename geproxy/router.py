@@ -113,7 +113,8 @@ class Router:
             return OOM
         kind = cmd.kind
         if kind == "local":
-            return localcmds.handle(session, cmd.name, args)
+            reply = localcmds.handle(session, cmd.name, args)
+            return self.send_any(session, raw) if reply is None else reply
         if kind == "key" or kind == "multikey" or kind == "blocking":
             keys = cmd.keys(args)
             slot = key_slot(keys[0]) if keys else None
