@@ -1,8 +1,11 @@
 """INFO as predixy prints it: `# Proxy`, `# SystemResource`, `# Stats`,
 `# Servers`, with predixy's field names so its dashboards keep working."""
 
+import gc
 import resource
 import time
+
+from greenlet import greenlet
 
 from . import __version__
 
@@ -47,6 +50,8 @@ def _systemresource(proxy):
     return _lines("SystemResource", [
         ("UsedMemory", rss), ("MaxMemory", proxy.cfg.MaxMemory), ("MaxRSS", usage.ru_maxrss * 1024),
         ("UsedCpuSys", "%.3f" % usage.ru_stime), ("UsedCpuUser", "%.3f" % usage.ru_utime),
+        ("Greenlets", sum(1 for o in gc.get_objects() if isinstance(o, greenlet))),
+        ("BackendConnections", sum(s.connections for s in proxy.pool.servers.values())),
     ])
 
 
