@@ -16,11 +16,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from geproxy.devcluster import DevCluster, free_ports, parse_ports  # noqa: E402
+from geproxy.devcluster import DevCluster, command, free_ports, parse_ports  # noqa: E402
+from geproxy.serverpool import parse_cluster_nodes  # noqa: E402
+from geproxy.slots import key_slot  # noqa: E402
 
 TESTS = [("set,get", 1), ("set,get", 16), ("mget", 1), ("mget", 16)]
-# redis-benchmark has no MGET test: a custom command.  Direct to the cluster the keys
-# must share a slot ({t}); through geproxy they are spread over all slots (split and merged).
+# redis-benchmark has no MGET test: a custom command.  Direct, the keys share a slot ({t})
+# and go to the master owning it (redis-benchmark --cluster cannot route custom commands);
+# through geproxy they are spread over all slots (split per slot and merged).
 MGET_ONE_SLOT = ["MGET"] + ["{t}key:__rand_int__"] * 10
 MGET_ANY_SLOT = ["MGET"] + ["key:__rand_int__"] * 10
 
@@ -115,6 +118,10 @@ def main():
             procs.append(proc)
             proxies[name] = (proc, port)
         targets = {"direct": ["--cluster", "-p", str(cluster.ports[0])]}
+        nodes = parse_cluster_nodes(command("127.0.0.1", cluster.ports[0], "CLUSTER", "NODES"))
+        slot = key_slot(b"t")
+        owner = [n.addr for n in nodes if any(a <= slot <= b for a, b in n.slots)][0]
+        mget_direct = ["-p", owner.rsplit(":", 1)[1]]
         targets.update({name: ["-p", str(port)] for name, (_, port) in proxies.items()})
         results = {}
         order = list(targets)
@@ -124,7 +131,8 @@ def main():
             for tests, p in TESTS:
                 n = opts.n if tests != "mget" else opts.n // 4
                 for target in order:
-                    for test, rps in redis_benchmark(targets[target], tests, p, n, target == "direct").items():
+                    args = mget_direct if tests == "mget" and target == "direct" else targets[target]
+                    for test, rps in redis_benchmark(args, tests, p, n, target == "direct").items():
                         results.setdefault((test, p), {}).setdefault(target, []).append(rps)
             print("round %d/%d done" % (rnd + 1, opts.rounds), flush=True)
         print("\n| test | P | direct rps | geproxy x1 rps | ratio x1 | geproxy x2 rps | ratio x2 |")
