@@ -8,14 +8,13 @@ watches the client's socket: a client that disconnects releases the backend
 connection at once (closed, never returned to the pool mid-command).
 """
 
-import socket
-
 from gevent import select
 
 from . import private
 from .resp import error
 
 MAX_REDIRECTS = 5
+STASH_LIMIT = 1 << 20   # input kept from a blocked client; past it we stop reading (and watching) it
 
 
 class ClientGone(Exception):
@@ -24,6 +23,7 @@ class ClientGone(Exception):
 
 def call(router, session, raw, slot):
     """Run one blocking command; returns its reply bytes."""
+    session.settle()
     pool = router.pool
     server = pool.slots[slot] if slot is not None else pool.any_master()
     asking = False
@@ -39,8 +39,8 @@ def call(router, session, raw, slot):
         try:
             conn.send((b"*1\r\n$6\r\nASKING\r\n" if asking else b"") + raw, 2 if asking else 1)
             if asking:
-                wait(conn, session.sock)
-            reply = wait(conn, session.sock)
+                wait(conn, session)
+            reply = wait(conn, session)
         except ClientGone:
             conn.close()
             session.closing = True
@@ -61,9 +61,11 @@ def call(router, session, raw, slot):
     return error("ERR geproxy: too many cluster redirections")
 
 
-def wait(conn, client):
+def wait(conn, session):
     """The next reply from `conn`, with no time limit (the command has its own),
-    unless the client hangs up first."""
+    unless the client hangs up first.  What the client sends meanwhile is kept
+    for after this command, as Redis would have it wait."""
+    client = session.sock
     watch_client = True
     while True:
         reply = conn.take_reply()
@@ -73,11 +75,12 @@ def wait(conn, client):
         readable, _, _ = select.select(fds, [], [])
         if watch_client and client in readable:
             try:
-                peek = client.recv(1, socket.MSG_PEEK)
+                data = client.recv(65536)
             except OSError:
-                peek = b""
-            if not peek:
+                data = b""
+            if not data:
                 raise ClientGone()
-            watch_client = False  # pipelined commands: they wait their turn
+            session.stash.append(data)
+            watch_client = sum(map(len, session.stash)) < STASH_LIMIT
         if conn.sock in readable:
             conn.fill(None)

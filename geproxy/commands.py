@@ -18,6 +18,7 @@ connection, and commands that must not pass through a proxy.
 #   blocking  needs a private connection for as long as it blocks
 #   txn       MULTI/EXEC family: a private connection pinned to one slot's node
 #   pubsub    subscriptions: a private connection per subscribed client
+#   publish   to the master of the channel's slot, so one channel's messages keep their order
 NOT_HERE = "%s is not allowed through geproxy"
 
 OVERRIDES = {
@@ -33,6 +34,7 @@ OVERRIDES = {
     "subscribe": "pubsub", "psubscribe": "pubsub", "unsubscribe": "pubsub",
     "punsubscribe": "pubsub", "ssubscribe": "pubsub", "sunsubscribe": "pubsub",
     "wait": "blocking", "waitaof": "blocking",
+    "publish": "publish",
 }
 
 DENY = {

@@ -14,7 +14,7 @@ from .resp import command, error
 
 ALL, ONE = "all", "one"
 
-# name -> (targets, merge function or a factory taking the client's protocol)
+# name -> (targets, merge function)
 TABLE = {
     "dbsize": (ALL, merge.sum_integers),
     "keys": (ALL, merge.concat),
@@ -33,8 +33,8 @@ TABLE = {
     "pubsub|channels": (ALL, merge.union),
     "pubsub|shardchannels": (ALL, merge.union),
     "pubsub|numpat": (ALL, merge.sum_integers),
-    "pubsub|numsub": (ALL, "pairs"),
-    "pubsub|shardnumsub": (ALL, "pairs"),
+    "pubsub|numsub": (ALL, merge.count_pairs),
+    "pubsub|shardnumsub": (ALL, merge.count_pairs),
 }
 
 SCAN_SHIFT = 10          # low bits of the client's cursor: which master (up to 1024)
@@ -72,8 +72,6 @@ def dispatch(router, session, name, args, raw):
         router.scripts.bodies.clear()
     if targets == ONE:
         return router.send_any(session, raw)
-    if how == "pairs":
-        how = merge.count_pairs(session.proto)
     g = Gather(session, how)
     for server in masters:
         router.submit(server, g.part(raw, None))

@@ -5,7 +5,7 @@ through element by element); only counts and cursors are decoded."""
 
 import hiredis
 
-from .resp import OK, array, bulk, integer, mapping, reply_end
+from .resp import OK, array, bulk, integer, reply_end
 
 
 def first_error(replies):
@@ -78,20 +78,17 @@ def all_true(replies):
     return array([integer(1) if all(e == b":1\r\n" for e in col) else integer(0) for col in columns])
 
 
-def count_pairs(proto):
-    """PUBSUB NUMSUB: per channel, the subscriber counts summed over nodes."""
-    def merge(replies):
-        err = first_error(replies)
-        if err:
-            return err
-        totals = {}
-        for r in replies:
-            value = parse(r)
-            pairs = value.items() if isinstance(value, dict) else zip(value[::2], value[1::2])
-            for channel, n in pairs:
-                totals[channel] = totals.get(channel, 0) + n
-        return mapping([(bulk(c), integer(n)) for c, n in totals.items()], proto)
-    return merge
+def count_pairs(replies):
+    """PUBSUB NUMSUB: [channel, count, ...] in the asked order; counts summed over nodes."""
+    err = first_error(replies)
+    if err:
+        return err
+    rows = [elements(r) for r in replies]
+    out = []
+    for i in range(0, len(rows[0]), 2):
+        out.append(rows[0][i])
+        out.append(integer(sum(int(row[i + 1][1:-2]) for row in rows)))
+    return array(out)
 
 
 def random_key(replies):

@@ -11,6 +11,7 @@ whole bookkeeping.
 
 import logging
 import socket
+import time
 from collections import deque
 
 import gevent
@@ -36,6 +37,7 @@ class NodeLink:
         self.reader = None
         self.writing = False       # a greenlet is finishing a partial write
         self.scheduled = False
+        self.progress = 0.0        # when the link last sent to an idle node or heard from it
         self._loop = gevent.get_hub().loop
 
     def send(self, req):
@@ -61,6 +63,8 @@ class NodeLink:
         if self.state != READY or self.writing or not self.queue:
             return
         batch, self.queue = self.queue, []
+        if not self.inflight:
+            self.progress = time.monotonic()  # ServerTimeout counts from here, not from idle time
         self.inflight.extend(batch)
         data = b"".join([r.raw for r in batch])
         server = self.server
@@ -129,7 +133,8 @@ class NodeLink:
             try:
                 data = sock.recv(65536)
             except socket.timeout:
-                if inflight:
+                # ServerTimeout: no progress for that long while requests are in flight
+                if inflight and time.monotonic() - self.progress >= self.server.cfg.ServerTimeout:
                     raise BackendError("no reply within ServerTimeout") from None
                 continue
             if not data:
@@ -146,6 +151,7 @@ class NodeLink:
                 buf = buf + data if buf else data
             pos = replies = 0
             size = len(buf)
+            self.progress = time.monotonic()
             while pos < size:
                 # Fast path for the usual one-line and bulk replies; reply_end for the rest.
                 kind = buf[pos]

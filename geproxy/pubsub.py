@@ -4,14 +4,20 @@ SSUBSCRIBE on a private connection to each shard channel's master.
 
 What the backends send (confirmations, messages; RESP2 arrays or RESP3
 pushes, as the client speaks) is appended to the client's reply queue as it
-arrives, so it stays in order with the client's other replies.  When the
-last subscription is gone, or the client is, the connections are closed.
+arrives.  To keep a RESP2 client's replies in order, the proxy tracks what it
+subscribed to as it sends the commands (not when the confirmations come), a
+command refused in the subscribed state is answered through the connection
+(a PING whose reply is swapped for the error), and after the last UNSUBSCRIBE
+other commands wait for the confirmations still due.  A connection with
+nothing subscribed and nothing due is closed, as are all when the client goes.
 """
 
 import logging
+from collections import deque
 
 import gevent
 import hiredis
+from gevent.event import Event
 
 from . import private
 from .resp import error
@@ -20,12 +26,15 @@ from .slots import key_slot
 log = logging.getLogger("geproxy.pubsub")
 
 GLOBAL = "global"
-CONFIRMATIONS = frozenset((b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe",
-                           b"ssubscribe", b"sunsubscribe"))
+ANSWERS = frozenset((b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe", b"ssubscribe",
+                     b"sunsubscribe", b"pong"))
 # What a RESP2 client may send while subscribed.
 ALLOWED = frozenset(("subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ssubscribe",
                      "sunsubscribe", "ping", "quit", "reset"))
 SHARDED = frozenset(("ssubscribe", "sunsubscribe"))
+SET_OF = {"subscribe": "channels", "unsubscribe": "channels", "psubscribe": "patterns",
+          "punsubscribe": "patterns", "ssubscribe": "shard", "sunsubscribe": "shard"}
+PING = b"*1\r\n$4\r\nPING\r\n"
 
 
 def not_allowed(name):
@@ -37,50 +46,66 @@ class PubSub:
     def __init__(self, router, session):
         self.router = router
         self.session = session
-        self.conns = {}         # GLOBAL or master addr -> PrivateConn, kept until the client goes
+        self.conns = {}         # GLOBAL or master addr -> PrivateConn
         self.readers = {}
-        self.counts = {}        # same keys -> subscriptions on that connection
+        self.names = {}         # conn key -> {"channels"|"patterns"|"shard": set of names}
+        self.due = {}           # conn key -> answers still to come (confirmations, pongs)
+        self.swaps = {}         # conn key -> deque: per PING sent, None or the reply to give instead
+        self._settled = None
 
     def subscribed(self):
-        return any(self.counts.values())
+        return any(s for sets in self.names.values() for s in sets.values())
+
+    def outstanding(self):
+        return any(self.due.values())
+
+    # -- commands --
 
     def command(self, name, args, raw):
         """Send a (un)subscribe or PING.  Returns b"" when the replies come from
         the connection, else the reply itself."""
+        names = args[1:]
         if name in SHARDED:
-            channels = args[1:]
-            if not channels:  # SUNSUBSCRIBE all: every shard connection
-                for key in [k for k in self.conns if k != GLOBAL]:
-                    self._send(key, None, raw)
-                return b"" if any(k != GLOBAL for k in self.conns) else self._none_left(args)
-            slot = key_slot(channels[0])
-            if any(key_slot(c) != slot for c in channels[1:]):
+            if not names:  # SUNSUBSCRIBE all: every shard connection answers for itself
+                keys = [k for k in self.conns if k != GLOBAL]
+                for key in keys:
+                    self._send(key, None, raw, name, names)
+                return b"" if keys else self._none_left(args)
+            slot = key_slot(names[0])
+            if any(key_slot(c) != slot for c in names[1:]):
                 return error("CROSSSLOT Keys in request don't hash to the same slot")
             server = self.router.pool.slots[slot]
             if server is None:
                 return error("CLUSTERDOWN Hash slot not served")
             if name == "sunsubscribe" and server.addr not in self.conns:
                 return self._none_left(args)
-            return self._send(server.addr, server, raw)
+            return self._send(server.addr, server, raw, name, names)
         if name in ("unsubscribe", "punsubscribe") and GLOBAL not in self.conns:
             return self._none_left(args)
         if name == "ping":
-            key = GLOBAL if GLOBAL in self.conns else next(iter(self.conns), None)
-            return self._send(key, None, raw) if key else b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
-        return self._send(GLOBAL, self.router.pool.any_master(), raw)
+            return self.answer_through(None, raw)
+        return self._send(GLOBAL, self.router.pool.any_master(), raw, name, names)
+
+    def answer_through(self, reply, ping=PING):
+        """Answer in order with what a subscribed connection says next: a PING
+        goes out; its pong is forwarded (reply None) or swapped for `reply`."""
+        key = GLOBAL if GLOBAL in self.conns else next(iter(self.conns), None)
+        if key is None:
+            return reply or b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+        self.swaps[key].append(reply)
+        return self._send(key, None, ping, "ping", [])
 
     def _none_left(self, args):
         """(UN)SUBSCRIBE with nothing subscribed: Redis answers with count 0."""
         kind = args[0].lower()
-        channels = args[1:] or [None]
         out = []
-        for c in channels:
+        for c in args[1:] or [None]:
             item = b"$-1\r\n" if c is None else b"$%d\r\n%s\r\n" % (len(c), c)
             head = b">3\r\n" if self.session.proto == 3 else b"*3\r\n"
             out.append(head + b"$%d\r\n%s\r\n" % (len(kind), kind) + item + b":0\r\n")
         return b"".join(out)
 
-    def _send(self, key, server, raw):
+    def _send(self, key, server, raw, name, names):
         conn = self.conns.get(key)
         if conn is None:
             if server is None:
@@ -90,8 +115,11 @@ class PubSub:
             except private.ERRORS as e:
                 return error("ERR geproxy: %s" % e)
             self.conns[key] = conn
-            self.counts[key] = 0
+            self.names[key] = {"channels": set(), "patterns": set(), "shard": set()}
+            self.due[key] = 0
+            self.swaps[key] = deque()
             self.readers[key] = gevent.spawn(self._read, key, conn)
+        self.due[key] += self._track(key, name, names)
         try:
             conn.send(raw)
         except private.ERRORS as e:
@@ -99,29 +127,50 @@ class PubSub:
             return error("ERR geproxy: %s" % e)
         return b""
 
+    def _track(self, key, name, names):
+        """Update what we are subscribed to; how many answers the command brings."""
+        if name == "ping":
+            return 1
+        current = self.names[key][SET_OF[name]]
+        if name.endswith("unsubscribe"):
+            answers = len(names) or max(1, len(current))
+            if names:
+                current.difference_update(names)
+            else:
+                current.clear()
+            return answers
+        current.update(names)
+        return len(names)
+
+    # -- what the connections say --
+
     def _read(self, key, conn):
-        """Forward everything the connection says; track subscription counts."""
         session = self.session
         try:
             while True:
                 msg = conn.read_reply(timeout=None)
-                if msg[:1] in (b"*", b">"):
-                    parsed = _parse(msg)
-                    if isinstance(parsed, list) and len(parsed) == 3 and parsed[0] in CONFIRMATIONS:
-                        self.counts[key] = parsed[2]
-                        if not self.subscribed():
-                            session.subscribed = False
-                            session.update_mode()
+                kind = _kind(msg)
+                if kind in ANSWERS:
+                    self.due[key] -= 1
+                    if kind == b"pong" and self.swaps[key]:
+                        msg = self.swaps[key].popleft() or msg
                 session.push(msg)
+                if not self.outstanding():
+                    if self._settled is not None:
+                        self._settled.set()
+                    session.update_mode()
+                if not self.due[key] and not any(self.names[key].values()):
+                    self._drop(key)  # nothing subscribed, nothing due: release it
+                    return
         except private.ERRORS as e:
             self._lost(key, e)
 
-    def _drop(self, key):
-        conn = self.conns.pop(key, None)
-        self.counts.pop(key, None)
-        self.readers.pop(key, None)
-        if conn is not None:
-            conn.close()
+    def settle(self):
+        """Wait for the answers still due (e.g. after the last UNSUBSCRIBE)."""
+        while self.outstanding() and self.conns:
+            self._settled = Event()
+            self._settled.wait(5)
+        self._settled = None
 
     def _lost(self, key, why):
         if key in self.conns:
@@ -129,15 +178,26 @@ class PubSub:
             self._drop(key)
             self.session.hang_up()
 
+    def _drop(self, key):
+        conn = self.conns.pop(key, None)
+        for table in (self.names, self.due, self.swaps, self.readers):
+            table.pop(key, None)
+        if conn is not None:
+            conn.close()
+
     def close(self):
-        for key, g in list(self.readers.items()):
+        for g in list(self.readers.values()):
             if g is not gevent.getcurrent():
                 g.kill(block=False)
         for key in list(self.conns):
             self._drop(key)
 
 
-def _parse(msg):
+def _kind(msg):
+    """The first element of an array or push (b"message", b"subscribe", b"pong", ...)."""
+    if msg[:1] not in (b"*", b">"):
+        return None
     r = hiredis.Reader()
     r.feed(msg)
-    return r.gets()
+    parsed = r.gets()
+    return parsed[0] if isinstance(parsed, list) and parsed and isinstance(parsed[0], bytes) else None

@@ -34,7 +34,7 @@ def failed(server):
 
 def unknown_command(args):
     shown = " ".join("'%s'" % a[:128].decode("utf-8", "replace") for a in args[1:20])
-    return error("ERR unknown command '%s', with args beginning with: %s" % (
+    return error("ERR unknown command '%s', with args beginning with: %s " % (
         args[0][:128].decode("utf-8", "replace"), shown))
 
 
@@ -130,6 +130,8 @@ class Router:
             return self.send(session, raw, slot, cmd.name, cmd.readonly)
         if kind == "any":
             return self.send_any(session, raw, cmd.name)
+        if kind == "publish":
+            return self.send(session, raw, key_slot(args[1]), cmd.name)
         if kind == "fanout":
             return fanout.dispatch(self, session, cmd.name, args, raw)
         if kind == "txn":
@@ -149,11 +151,15 @@ class Router:
         txn = session.txn
         if txn is not None and txn.in_multi and cmd.name not in TXN_NOW:
             return txn.queue(cmd, args, raw)
-        if session.subscribed and session.proto == 2:
-            if cmd.name not in pubsub.ALLOWED:
-                return pubsub.not_allowed(cmd.name)
-            if cmd.name == "ping":
-                return session.pubsub.command("ping", args, raw)
+        ps = session.pubsub
+        if ps is not None and session.proto == 2:
+            if ps.subscribed():
+                if cmd.name not in pubsub.ALLOWED:
+                    return ps.answer_through(pubsub.not_allowed(cmd.name))
+                if cmd.name == "ping":
+                    return ps.command("ping", args, raw)
+            elif cmd.kind != "pubsub" and ps.outstanding():
+                ps.settle()  # unsubscribed just now: its confirmations come first
         return None
 
     def transaction(self, session, cmd, args, raw):
@@ -178,9 +184,7 @@ class Router:
         if session.pubsub is None:
             session.pubsub = pubsub.PubSub(self, session)
         reply = session.pubsub.command(name, args, raw)
-        if name in ("subscribe", "psubscribe", "ssubscribe") and reply == b"":
-            session.subscribed = True
-            session.update_mode()
+        session.update_mode()
         return reply
 
     def split(self, session, cmd, args):

@@ -41,17 +41,18 @@ class Session:
         self.replies = deque()      # bytes or Request, in the client's order
         self.backlog = []           # output the socket would not take yet
         self.backlog_bytes = 0
+        self.stash = []             # input that arrived while a blocking command waited
         self.writer = None          # greenlet draining the backlog; while it runs, we read no more
         self.closing = False        # QUIT or protocol error: stop reading, finish writing
         self.closed = False
         self.txn = None             # Transaction, once MULTI or WATCH is used
         self.pubsub = None          # PubSub, once a subscribe is used
-        self.subscribed = False
         self.grant = proxy.authority.default   # what this client may do (None: must AUTH first)
-        self.plain = True           # unrestricted, no MULTI, no RESP2 subscription: the router's fast path
+        self.plain = True           # unrestricted, no MULTI, not in RESP2 pub/sub: the router's fast path
         self.update_mode()
         self._scheduled = False
         self._drained = None
+        self._settled = None
         self._loop = gevent.get_hub().loop
 
     # -- reading --
@@ -73,7 +74,10 @@ class Session:
                 timeout = proxy.cfg.ClientTimeout or None
                 if sock.timeout != timeout:
                     sock.settimeout(timeout)
-                data = sock.recv(bufsize)
+                if self.stash:  # read while a blocking command waited
+                    data, self.stash = b"".join(self.stash), []
+                else:
+                    data = sock.recv(bufsize)
                 if not data:
                     break
                 stats.recv_client_bytes += len(data)
@@ -100,9 +104,9 @@ class Session:
     # -- state kept for the client --
 
     def update_mode(self):
-        grant = self.grant
+        grant, ps = self.grant, self.pubsub
         self.plain = (grant is not None and grant.unrestricted and not (self.txn is not None and self.txn.in_multi)
-                      and not (self.subscribed and self.proto == 2))
+                      and not (ps is not None and self.proto == 2 and (ps.subscribed() or ps.outstanding())))
 
     def release(self):
         """Give back what this client held: a WATCH-pinned connection, subscriptions."""
@@ -112,7 +116,6 @@ class Session:
         if self.pubsub is not None:
             self.pubsub.close()
             self.pubsub = None
-        self.subscribed = False
         self.update_mode()
 
     def push(self, data):
@@ -153,8 +156,21 @@ class Session:
             data = out[0] if len(out) == 1 else b"".join(out)
             stats.send_client_bytes += len(data)
             self._write(data)
-        if self._drained is not None and not q and self.writer is None:
-            self._drained.set()
+        if not q:
+            if self._settled is not None:
+                self._settled.set()
+            if self._drained is not None and self.writer is None:
+                self._drained.set()
+
+    def settle(self):
+        """Wait until every reply queued so far is in.  Whatever runs next on a
+        private connection (a blocking pop, EXEC, WATCH) then comes after the
+        client's earlier commands, which went over the shared links."""
+        self.flush()
+        while self.replies and not self.closed:
+            self._settled = Event()
+            self._settled.wait()
+            self._settled = None
 
     def _write(self, data):
         if self.closed:

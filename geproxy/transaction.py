@@ -84,6 +84,7 @@ class Transaction:
             return error("ERR WATCH inside MULTI is not allowed")
         if not self._pin_slot(keys):
             return CROSSSLOT
+        self.session.settle()
         try:
             if self.conn is None:
                 self.conn = self._checkout()
@@ -119,6 +120,7 @@ class Transaction:
             return EXECABORT
         n = len(self.queued)
         data = command("MULTI") + b"".join(self.queued) + command("EXEC")
+        self.session.settle()
         try:
             conn = self.conn or self._checkout()
             self.conn = conn
