@@ -11,9 +11,11 @@ connection at once (closed, never returned to the pool mid-command).
 from gevent import select
 
 from . import private
-from .resp import error
+from .resp import command, error
+from .slots import key_slot
 
 MAX_REDIRECTS = 5
+ASKING = b"*1\r\n$6\r\nASKING\r\n"
 STASH_LIMIT = 1 << 20   # input kept from a blocked client; past it we stop reading (and watching) it
 
 
@@ -21,8 +23,9 @@ class ClientGone(Exception):
     pass
 
 
-def call(router, session, raw, slot):
-    """Run one blocking command; returns its reply bytes."""
+def call(router, session, raw, slot, before=()):
+    """Run one blocking command (after the commands in `before`, whose replies
+    are dropped); returns its reply bytes."""
     session.settle()
     pool = router.pool
     server = pool.slots[slot] if slot is not None else pool.any_master()
@@ -37,8 +40,9 @@ def call(router, session, raw, slot):
         except private.ERRORS as e:
             return error("ERR geproxy: %s" % e)
         try:
-            conn.send((b"*1\r\n$6\r\nASKING\r\n" if asking else b"") + raw, 2 if asking else 1)
-            if asking:
+            lead = ([ASKING] if asking else []) + list(before)
+            conn.send(b"".join(lead) + raw, len(lead) + 1)
+            for _ in lead:
                 wait(conn, session)
             reply = wait(conn, session)
         except ClientGone:
@@ -59,6 +63,33 @@ def call(router, session, raw, slot):
             continue
         return reply
     return error("ERR geproxy: too many cluster redirections")
+
+
+def wait_replicas(router, session, raw):
+    """WAIT through a proxy: the client's writes went over shared links, so WAIT
+    on its own connection would see none.  It runs on a private connection to
+    the master the client last wrote to, right after a tiny write of ours there
+    (a key of that slot that expires at once): replication is in order, so when
+    replicas have that write they have the client's too."""
+    slot = session.last_write_slot
+    if slot is None:
+        return call(router, session, raw, None)
+    marker = command("SET", b"__geproxy:wait:{%s}" % slot_tag(slot), "1", "PX", "100")
+    return call(router, session, raw, slot, before=[marker])
+
+
+_TAGS = {}
+
+
+def slot_tag(slot):
+    """A short hashtag whose slot is `slot`."""
+    tag = _TAGS.get(slot)
+    if tag is None:
+        i = 0
+        while key_slot(b"%d" % i) != slot:
+            i += 1
+        tag = _TAGS[slot] = b"%d" % i
+    return tag
 
 
 def wait(conn, session):

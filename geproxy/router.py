@@ -70,6 +70,8 @@ class Router:
                     server = reads[slot].pick() if reads is not None and cmd.readonly and reads[slot] else slots[slot]
                     a, n = cmd.arity, len(args)
                     if server is not None and not server.fail_until and (n == a if a > 0 else n >= -a):
+                        if not cmd.readonly:
+                            session.last_write_slot = slot  # for WAIT
                         req = Request(session, raw, slot, proto)
                         if measure:
                             req.measure(cmd.name)
@@ -123,8 +125,12 @@ class Router:
                     if kind == "multikey":
                         return self.split(session, cmd, args)
                     return CROSSSLOT
+            if cmd.name == "wait":
+                return blocking.wait_replicas(self, session, raw)
             if cmd.blocks(args):
                 return blocking.call(self, session, raw, slot)
+            if not cmd.readonly:
+                session.last_write_slot = slot
             if slot is None:
                 return self.send_any(session, raw, cmd.name)
             return self.send(session, raw, slot, cmd.name, cmd.readonly)

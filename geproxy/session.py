@@ -42,6 +42,7 @@ class Session:
         self.backlog = []           # output the socket would not take yet
         self.backlog_bytes = 0
         self.stash = []             # input that arrived while a blocking command waited
+        self.last_write_slot = None  # where WAIT must look
         self.writer = None          # greenlet draining the backlog; while it runs, we read no more
         self.closing = False        # QUIT or protocol error: stop reading, finish writing
         self.closed = False

@@ -124,6 +124,10 @@ class Transaction:
         try:
             conn = self.conn or self._checkout()
             self.conn = conn
+            proto = self.session.proto
+            if conn.proto != proto:  # HELLO after WATCH: the pinned connection follows
+                conn.call(command("HELLO", proto))
+                conn.proto = proto
             replies = conn.call(data, n + 2)
         except private.ERRORS as e:
             self._drop()
