@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import tempfile
 import time
 
 from .settings import parse_address
@@ -41,25 +42,28 @@ def bind(bind_addr, reuseport):
 
 
 class Arbiter:
-    def __init__(self, cfg, run_worker):
+    def __init__(self, cfg, run_worker, log_handler):
         self.cfg = cfg
-        self.run_worker = run_worker        # (cfg, listener, worker_id, stats_dir) -> exit code
+        self.run_worker = run_worker        # (cfg, listener, worker_id, rundir) -> exit code
+        self.log_handler = log_handler
         self.workers = {}                   # pid -> worker id
         self.stopping = False
         self.unix = parse_address(cfg.Bind)[1] is None
-        self.stats_dir = None
+        self.rundir = None                  # shared with the workers: metrics snapshots, CONFIG SET
 
     def run(self):
         self.listener = bind(self.cfg.Bind, reuseport=not self.unix)  # fails early, before any fork
         if not self.unix:
             self.listener.close()  # each worker binds its own REUSEPORT socket
             self.listener = None
+        self.rundir = tempfile.mkdtemp(prefix="geproxy-run-")
         if self.cfg.MetricsBind:
             from . import metrics
-            self.stats_dir = metrics.start_for_arbiter(self.cfg)
+            metrics.start_for_arbiter(self.cfg, self.rundir)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
-        signal.signal(signal.SIGHUP, self._forward)
+        signal.signal(signal.SIGHUP, self._reopen)
+        signal.signal(signal.SIGUSR1, self._forward)  # a worker ran CONFIG SET: all take it
         for wid in range(self.cfg.WorkerProcesses):
             self._spawn(wid)
         log.info("arbiter %d: %d workers on %s", os.getpid(), len(self.workers), self.cfg.Bind)
@@ -76,14 +80,13 @@ class Arbiter:
             wid = self.workers.pop(pid, None)
             if wid is None or self.stopping:
                 continue
-            log.warning("worker %d (pid %d) exited with status %d; restarting", wid, pid, status)
+            log.warning("worker %d (pid %d) %s; restarting", wid, pid, _how(status))
             if time.monotonic() - last_exit.get(wid, 0) < RESTART_BACKOFF:
                 time.sleep(RESTART_BACKOFF)
             last_exit[wid] = time.monotonic()
             self._spawn(wid)
         log.info("arbiter %d: all workers stopped", os.getpid())
-        if self.stats_dir:
-            shutil.rmtree(self.stats_dir, ignore_errors=True)
+        shutil.rmtree(self.rundir, ignore_errors=True)
         return 0
 
     def _spawn(self, wid):
@@ -93,10 +96,10 @@ class Arbiter:
             return
         code = 1
         try:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
                 signal.signal(sig, signal.SIG_DFL)
             listener = self.listener or bind(self.cfg.Bind, reuseport=True)
-            code = self.run_worker(self.cfg, listener, wid, self.stats_dir)
+            code = self.run_worker(self.cfg, listener, wid, self.rundir)
         except BaseException:
             log.exception("worker %d failed", wid)
         finally:
@@ -106,9 +109,19 @@ class Arbiter:
         self.stopping = True
         self._forward(signal.SIGTERM, frame)
 
+    def _reopen(self, signum, frame):
+        from . import logs
+        logs.reopen(self.log_handler)
+        self._forward(signum, frame)
+
     def _forward(self, signum, frame):
         for pid in list(self.workers):
             try:
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass
+
+
+def _how(status):
+    code = os.waitstatus_to_exitcode(status)
+    return "was killed by signal %d" % -code if code < 0 else "exited with code %d" % code

@@ -34,11 +34,11 @@ def main(argv=None):
     if args.test:
         print("geproxy: configuration %s is ok" % cfg.path)
         return
-    logs.setup(cfg)
+    handler = logs.setup(cfg)
     try:
         if cfg.WorkerProcesses > 1:
             from .arbiter import Arbiter
-            code = Arbiter(cfg, run_worker).run()
+            code = Arbiter(cfg, run_worker, handler).run()
         else:
             code = run_worker(cfg)
     except OSError as e:
@@ -47,8 +47,9 @@ def main(argv=None):
     sys.exit(code)
 
 
-def run_worker(cfg, listener=None, worker_id=None, stats_dir=None):
-    """One gevent proxy until SIGTERM/SIGINT; SIGHUP reopens the log file."""
+def run_worker(cfg, listener=None, worker_id=None, rundir=None):
+    """One gevent proxy until SIGTERM/SIGINT; SIGHUP reopens the log file;
+    SIGUSR1 (from the arbiter) takes a CONFIG SET made in another worker."""
     import gevent
     import gevent.event
 
@@ -56,16 +57,18 @@ def run_worker(cfg, listener=None, worker_id=None, stats_dir=None):
     from .proxy import Proxy
 
     handler = logs.setup(cfg)
-    proxy = Proxy(cfg, worker_id)
-    proxy.start(listener)
-    if cfg.MetricsBind and worker_id is None:
-        metrics.start_for_proxy(proxy)
-    if stats_dir:
-        gevent.spawn(metrics.write_snapshots, proxy, stats_dir, worker_id)
+    proxy = Proxy(cfg, worker_id, rundir)
     stop = gevent.event.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, stop.set)
     gevent.signal_handler(signal.SIGHUP, logs.reopen, handler)
+    gevent.signal_handler(signal.SIGUSR1, proxy.apply_shared_config)
+    proxy.start(listener)
+    if cfg.MetricsBind:
+        if worker_id is None:
+            metrics.start_for_proxy(proxy)
+        else:
+            gevent.spawn(metrics.write_snapshots, proxy, rundir, worker_id)
     stop.wait()
     log.info("shutting down")
     proxy.stop(timeout=2)

@@ -27,19 +27,23 @@ class Config:
         self.datacenters = {k: _Section(v) for k, v in values.pop(DATACENTER[:-2], {}).items()}
         self.__dict__.update(values)
 
-    def set(self, name, value):
-        """Set one top-level or pool setting by name (case-insensitive), validated
-        like the file would be."""
+    def parse(self, name, value):
+        """(setting name, value) for a top-level or pool setting given by name
+        (any case), validated like the file would be; raises ConfigError."""
         s = BY_NAME.get(ALIASES.get(name, name).lower())
-        if s is None or (s.section or POOL).endswith("/*"):
+        if s is None:
             raise ConfigError("unknown setting %r" % name)
         check = s.check.split("(")[0]
-        if check in FUNCTIONS:
-            v = FUNCTIONS[check](value)
-        else:
-            v = Validator().check(s.check, value)
-        target = self.pool if s.section == POOL else self
-        setattr(target, s.name, v)
+        try:
+            v = FUNCTIONS[check](value) if check in FUNCTIONS else Validator().check(s.check, value)
+        except Exception as e:
+            raise ConfigError("%s: %s" % (s.name, e)) from None
+        return s.name, v
+
+    def set(self, name, value):
+        name, v = self.parse(name, value)
+        target = self.pool if BY_NAME[name.lower()].section == POOL else self
+        setattr(target, name, v)
 
     def get(self, name):
         s = BY_NAME[name.lower()]

@@ -54,10 +54,12 @@ def handle(proxy, proto, args):
                 return error("ERR CONFIG SET failed: '%s' can not be changed online" % s.name)
             changes.append((s.name, value.decode("utf-8", "replace")))
         try:
-            for name, value in changes:
-                proxy.set_config(name, value)
-        except (ConfigError, Exception) as e:
+            for name, value in changes:  # all valid, or none applied
+                proxy.cfg.parse(name, value)
+        except ConfigError as e:
             return error("ERR CONFIG SET failed: %s" % e)
+        for name, value in changes:
+            proxy.set_config(name, value)
         return OK
     if sub == b"resetstat" and len(args) == 2:
         proxy.reset_stats()

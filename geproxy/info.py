@@ -13,7 +13,8 @@ SECTIONS = ("proxy", "systemresource", "stats", "servers", "latencymonitor")
 
 
 def render(proxy, args):
-    """INFO [section ...], INFO Latency <name>, INFO ServerLatency <addr> [name]."""
+    """INFO [section ...], INFO Latency <name>, INFO ServerLatency <addr> [name].
+    LookupError for an unknown monitor."""
     wanted = [a.lower() for a in args] or ["all"]
     if wanted[0] == "latency" and len(args) == 2:
         return _monitor(proxy, args[1], None)
@@ -93,7 +94,7 @@ def _histogram(name, h):
 def _monitor(proxy, name, _):
     m = proxy.latency.get(name)
     if m is None:
-        return "-ERR no latency monitor named %s" % name
+        raise LookupError("no latency monitor named %s" % name)
     out = ["# LatencyMonitor\r\n"] + _histogram(m.name, m.total)
     for addr in sorted(m.servers):
         out += ["\r\nServerLatencyMonitorName:%s %s\r\n" % (addr, m.name)] + \

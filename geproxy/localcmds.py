@@ -159,7 +159,11 @@ def config(session, args):
 
 
 def info_(session, args):
-    return verbatim(info.render(session.proxy, [a.decode("utf-8", "replace") for a in args[1:]]), session.proto)
+    try:
+        text = info.render(session.proxy, [a.decode("utf-8", "replace") for a in args[1:]])
+    except LookupError as e:
+        return error("ERR %s" % e)
+    return verbatim(text, session.proto)
 
 
 HANDLERS = {

@@ -9,7 +9,6 @@ snapshot to a file every second and the arbiter's metrics thread sums them.
 import glob
 import json
 import os
-import tempfile
 
 
 from .settings import parse_address
@@ -105,9 +104,8 @@ def start_for_proxy(proxy):
     return _serve(proxy.cfg, lambda: [snapshot(proxy)])
 
 
-def start_for_arbiter(cfg):
-    """Workers: serve the sum of the snapshot files; returns their folder."""
-    folder = tempfile.mkdtemp(prefix="geproxy-metrics-")
+def start_for_arbiter(cfg, folder):
+    """Workers: serve the sum of the snapshot files the workers keep in `folder`."""
 
     def snaps():
         out = []
@@ -119,7 +117,6 @@ def start_for_arbiter(cfg):
                 pass
         return out
     _serve(cfg, snaps)
-    return folder
 
 
 def write_snapshots(proxy, folder, worker_id):

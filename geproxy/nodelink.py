@@ -18,11 +18,13 @@ import gevent
 import hiredis
 
 from .connection import BackendError, dial, handshake_commands, read_replies
+from .request import REDIRECTS
 from .resp import ProtocolError, error, reply_end
 
 log = logging.getLogger("geproxy.link")
 
 IDLE, CONNECTING, READY = range(3)
+READ_SIZE = 65536
 _ERRORS = (BackendError, OSError, ProtocolError, socket.timeout, ValueError)
 
 
@@ -131,7 +133,7 @@ class NodeLink:
         parts, wait_for = [], 0     # a big reply arriving: collect chunks, join once
         while True:
             try:
-                data = sock.recv(65536)
+                data = sock.recv(READ_SIZE)
             except socket.timeout:
                 # ServerTimeout: no progress for that long while requests are in flight
                 if inflight and time.monotonic() - self.progress >= self.server.cfg.ServerTimeout:
@@ -140,6 +142,8 @@ class NodeLink:
             if not data:
                 raise BackendError("connection closed by server")
             server.recv_bytes += len(data)
+            if len(data) == READ_SIZE:
+                gevent.sleep(0)  # more is waiting: let sessions flush and others run first
             if wait_for:
                 parts.append(data)
                 wait_for -= len(data)
@@ -179,7 +183,7 @@ class NodeLink:
                     req = inflight.popleft()
                 except IndexError:
                     raise ProtocolError("reply without a request") from None
-                if req.started:
+                if req.started and (kind != 45 or buf[pos + 1:pos + 4] not in REDIRECTS):
                     server.latency.record(server.addr, req.command, req.started)
                 if kind == 45:  # errors may be redirections: let the request decide
                     req.done(buf[pos:end])

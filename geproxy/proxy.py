@@ -1,8 +1,10 @@
 """The proxy: a gevent StreamServer that gives each client a Session, in front
 of one ClusterServerPool."""
 
+import json
 import logging
 import os
+import signal
 import socket
 import time
 
@@ -42,9 +44,11 @@ def listen(bind, backlog=1024):
 
 
 class Proxy:
-    def __init__(self, cfg, worker_id=None):
+    def __init__(self, cfg, worker_id=None, rundir=None):
         self.cfg = cfg
         self.worker_id = worker_id  # None: the only process
+        self.rundir = rundir        # the arbiter's folder shared by the workers
+        self.shared_config = {}
         self.latency = LatencyMonitors(cfg.latency)
         self.pool = ClusterServerPool(cfg.pool, self.latency, DataCenters(cfg.LocalDC, cfg.datacenters))
         self.authority = Authority(cfg.authority)
@@ -55,16 +59,25 @@ class Proxy:
         self.started = time.time()
         self._process = psutil.Process()
         self.server = None
-        self._memory = None
+        self._watchers = []
 
     def rss(self):
         return self._process.memory_info().rss
 
-    def set_config(self, name, value):
-        """CONFIG SET of an online setting; the parts that read it see it at once."""
+    def set_config(self, name, value, share=True):
+        """CONFIG SET of an online setting; the parts that read it see it at once.
+        With workers, the change is written to the run folder and the arbiter
+        tells every worker to take it (SIGUSR1)."""
         self.cfg.set(name, value)
         if name == "MaxMemory":
             self._check_memory()
+        if share and self.rundir:
+            self.shared_config[name] = value
+            path = os.path.join(self.rundir, "config.json")
+            with open(path + ".tmp", "w") as f:
+                json.dump(self.shared_config, f)
+            os.replace(path + ".tmp", path)
+            os.kill(os.getppid(), signal.SIGUSR1)
 
     def reset_stats(self):
         self.stats.reset()
@@ -85,27 +98,50 @@ class Proxy:
             self._check_memory()
             gevent.sleep(0.1)
 
+    def _reap_idle(self):
+        """ClientTimeout, read live so CONFIG SET reaches clients already idle."""
+        while True:
+            gevent.sleep(0.25)
+            limit = self.cfg.ClientTimeout
+            if not limit:
+                continue
+            now = time.time()
+            for session in list(self.sessions.values()):
+                if session.idle_for(now) > limit:
+                    log.info("client %s idle for %ss: closed", session.peer(), limit)
+                    session.hang_up()
+
+    def apply_shared_config(self):
+        """Another worker ran CONFIG SET: take the same online settings."""
+        try:
+            with open(os.path.join(self.rundir, "config.json")) as f:
+                changes = json.load(f)
+        except (OSError, ValueError):
+            return
+        for name, value in changes.items():
+            self.set_config(name, value, share=False)
+
     def start(self, listener=None):
         """Serve on `listener` (a stdlib socket from the arbiter) or on Bind."""
         if listener is not None:
             listener = gsocket.socket(fileno=listener.detach())
             listener.setblocking(False)
+        self.pool.start()  # know the cluster before taking clients (or start anyway: CLUSTERDOWN)
         self.server = StreamServer(listener or listen(self.cfg.Bind), self._handle)
         self.server.start()
         log.info("geproxy %s listening on %s", self.cfg.Name, self.cfg.Bind)
-        self._memory = gevent.spawn(self._watch_memory)
-        self.pool.start()
+        self._watchers = [gevent.spawn(self._watch_memory), gevent.spawn(self._reap_idle)]
 
     def stop(self, timeout=5):
         """Graceful: stop accepting, let clients get the replies in flight, then close."""
         if self.server is not None:
             self.server.close()
             deadline = time.time() + timeout
-            while any(s.replies for s in self.sessions.values()) and time.time() < deadline:
+            while any(s.replies or s.busy for s in self.sessions.values()) and time.time() < deadline:
                 gevent.sleep(0.05)
             self.server.stop(timeout=0.1)
-        if self._memory is not None:
-            self._memory.kill(block=False)
+        for g in self._watchers:
+            g.kill(block=False)
         self.pool.stop()
 
     def _handle(self, sock, address):

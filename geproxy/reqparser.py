@@ -6,6 +6,8 @@ bytes to forward, so a request is never re-encoded on its way to a node.
 Limits and messages follow Redis, so a client sees the errors it would see there.
 """
 
+import re
+
 import hiredis
 
 from .resp import ProtocolError, command
@@ -15,6 +17,9 @@ MAX_ARGS = 1024 * 1024            # Redis's limit on multibulk length
 MAX_INLINE = 64 * 1024            # an unterminated header or inline line longer than this is garbage
 
 
+# hiredis would allocate a list for any array count it is given: counts of 8+ digits
+# (over MAX_ARGS) go to the exact path, which refuses them.
+_HUGE_COUNT = re.compile(rb"\*\+?\d{8}")
 # Bytes a canonical bulk argument of length n adds beyond n: "$<n>\r\n" and "\r\n".
 _DIGITS = [len(b"%d" % n) + 5 for n in range(1 << 16)]
 # A canonical array header "*<count>\r\n"; an empty array is not a command.
@@ -37,7 +42,7 @@ class RequestParser:
         """Add `data` and return (commands, error): the complete commands, and a
         ProtocolError when the bytes after them are not RESP (the caller answers
         the commands, then the error, then closes)."""
-        if not self.buf and data[:1] == b"*":
+        if not self.buf and data[:1] == b"*" and not _HUGE_COUNT.search(data):
             commands = self._fast(data)
             if commands is not None:
                 return commands, None

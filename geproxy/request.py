@@ -8,7 +8,7 @@ a final reply is handed to the owner.
 
 import time
 
-_REDIRECTS = (b"MOV", b"ASK", b"TRY", b"NOS")  # MOVED, ASK, TRYAGAIN, NOSCRIPT
+REDIRECTS = (b"MOV", b"ASK", b"TRY", b"NOS")  # MOVED, ASK, TRYAGAIN, NOSCRIPT: the proxy retries
 
 
 class Request:
@@ -29,7 +29,7 @@ class Request:
 
     def done(self, reply):
         """Take a reply.  (Node links set .reply directly for non-error replies.)"""
-        if reply[0] == 45 and reply[1:4] in _REDIRECTS:
+        if reply[0] == 45 and reply[1:4] in REDIRECTS:
             router = self.owner.router
             if router is not None and router.redirect(self, reply):
                 return

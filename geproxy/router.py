@@ -13,7 +13,7 @@ import gevent
 
 from . import authority, blocking, fanout, localcmds, merge, multikey, pubsub
 from .transaction import Transaction
-from .request import ASKING, DISCARD, Request
+from .request import ASKING, DISCARD, Gather, Request
 from .resp import command, error
 from .slots import key_slot
 
@@ -91,7 +91,7 @@ class Router:
         """The reply bytes, or a Request whose reply will come."""
         table = self.pool.commands
         if table is None:
-            return NOT_READY
+            return self.before_topology(session, args)
         cmd = table.get(args[0])
         if cmd is None or not cmd.arity_ok(len(args)):
             self._doom(session)
@@ -107,7 +107,11 @@ class Router:
                 return wrong_arity(sub.name)
             cmd = sub
         if not session.plain:
-            reply = authority.check(session.grant, cmd, args) or self.stateful(session, cmd, args, raw)
+            refused = authority.check(session.grant, cmd, args)
+            if refused is not None:
+                self._doom(session)
+                return refused
+            reply = self.stateful(session, cmd, args, raw)
             if reply is not None:
                 return reply
         if self.proxy.oom and "denyoom" in cmd.flags:
@@ -116,7 +120,14 @@ class Router:
         kind = cmd.kind
         if kind == "local":
             reply = localcmds.handle(session, cmd.name, args)
-            return self.send_any(session, raw) if reply is None else reply
+            if reply is None:  # CONFIG GET of Redis's own settings: a master answers, secrets removed
+                server = self.pool.any_master()
+                if server is None:
+                    return NOT_READY
+                g = Gather(session, merge.without_secrets(session.proto))
+                self.submit(server, g.part(raw, None))
+                return g.close()
+            return reply
         if kind == "key" or kind == "multikey" or kind == "blocking":
             keys = cmd.keys(args)
             slot = key_slot(keys[0]) if keys else None
@@ -145,6 +156,17 @@ class Router:
         if kind == "pubsub":
             return self.subscribe(session, cmd.name, args, raw)
         return error("ERR " + cmd.reason)
+
+    def before_topology(self, session, args):
+        """No node reached yet, so no command table: the proxy's own commands
+        (PING, INFO, HELLO, QUIT, ...) still answer; the rest get CLUSTERDOWN."""
+        name = args[0].lower().decode("utf-8", "replace")
+        if name not in localcmds.HANDLERS or (session.grant is None and name not in authority.OPEN):
+            return NOT_READY
+        try:
+            return localcmds.handle(session, name, args) or NOT_READY
+        except IndexError:
+            return wrong_arity(name)
 
     def _doom(self, session):
         """An error while queueing dooms the transaction: EXEC will say EXECABORT."""

@@ -24,7 +24,7 @@ log = logging.getLogger("geproxy.session")
 
 _ids = itertools.count(1)
 STALL = 10          # seconds a client over ClientOutputLimit may read nothing
-HARD_LIMIT = 4      # times ClientOutputLimit: closed at once
+HARD_LIMIT = 2      # times ClientOutputLimit: closed at once
 
 
 class Session:
@@ -45,6 +45,7 @@ class Session:
         self.last_write_slot = None  # where WAIT must look
         self.writer = None          # greenlet draining the backlog; while it runs, we read no more
         self.closing = False        # QUIT or protocol error: stop reading, finish writing
+        self.busy = False           # routing a batch (maybe waiting on a blocking command)
         self.closed = False
         self.txn = None             # Transaction, once MULTI or WATCH is used
         self.pubsub = None          # PubSub, once a subscribe is used
@@ -72,9 +73,6 @@ class Session:
                     self.writer.join()
                     if self.closed:
                         break
-                timeout = proxy.cfg.ClientTimeout or None
-                if sock.timeout != timeout:
-                    sock.settimeout(timeout)
                 if self.stash:  # read while a blocking command waited
                     data, self.stash = b"".join(self.stash), []
                 else:
@@ -82,11 +80,13 @@ class Session:
                 if not data:
                     break
                 stats.recv_client_bytes += len(data)
+                self.active = time.time()
                 commands, err = parser.feed(data)
                 if commands:
-                    self.active = time.time()
                     stats.total_requests += len(commands)
+                    self.busy = True
                     router.dispatch_batch(self, commands, replies)
+                    self.busy = False
                 if err is not None:
                     log.info("client %s: protocol error: %s", self.peer(), err)
                     replies.append(error("ERR Protocol error: %s" % err))
@@ -94,8 +94,6 @@ class Session:
                 self.flush()
             if self.closing:
                 self._wait_drained()
-        except socket.timeout:
-            log.info("client %s idle for %ss: closed", self.peer(), proxy.cfg.ClientTimeout)
         except OSError:
             pass
         finally:
@@ -127,6 +125,13 @@ class Session:
     def hang_up(self):
         self._abort()
 
+    def idle_for(self, now):
+        """Seconds without input, for ClientTimeout; 0 while it waits on us
+        (replies due, a blocking command, subscriptions), as Redis exempts those."""
+        if self.busy or self.replies or self.pubsub is not None:
+            return 0
+        return now - self.active
+
     # -- writing --
 
     def request_done(self):
@@ -152,11 +157,13 @@ class Session:
             q.popleft()
         if out:
             stats = self.proxy.stats
+            stats.send_client_bytes += sum(map(len, out))
             stats.errors += errors
             stats.total_responses += len(out)
-            data = out[0] if len(out) == 1 else b"".join(out)
-            stats.send_client_bytes += len(data)
-            self._write(data)
+            if self.writer is not None:  # the client is behind: queue the replies, no copying
+                self._queue(out)
+            else:
+                self._write(out[0] if len(out) == 1 else b"".join(out))
         if not q:
             if self._settled is not None:
                 self._settled.set()
@@ -176,20 +183,23 @@ class Session:
     def _write(self, data):
         if self.closed:
             return
-        if self.writer is None:
-            try:
-                sent = self.sock._sock.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._abort()
-                return
-            if sent == len(data):
-                return
-            data = data[sent:]
+        try:
+            sent = self.sock._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._abort()
+            return
+        if sent < len(data):
             self.writer = gevent.spawn(self._drain)
-        self.backlog.append(data)
-        self.backlog_bytes += len(data)
+            self._queue([data[sent:]])
+
+    def _queue(self, items):
+        """Output the client has not taken yet; past the hard limit, it is closed."""
+        if self.closed:
+            return
+        self.backlog.extend(items)
+        self.backlog_bytes += sum(map(len, items))
         if self.backlog_bytes > HARD_LIMIT * self.proxy.cfg.ClientOutputLimit:
             self._too_slow()
 

@@ -36,7 +36,7 @@ SETTINGS = [
     Setting("ClientTimeout", None, "integer(min=0)", "0", "close a client idle this many seconds (0: never)",
             online=True),
     Setting("ClientOutputLimit", None, "memsize", "64M",
-            "replies buffered for a slow client: over it and reading nothing for 10s, or over 4x it, "
+            "replies buffered for a slow client: over it and reading nothing for 10s, or over 2x it, "
             "the client is closed", online=True),
     Setting("BufSize", None, "integer(min=512, max=67108864)", "16384", "bytes read from a socket at a time"),
     Setting("Log", None, "string", "", "log file path; empty logs to stdout"),

@@ -1,0 +1,141 @@
+"""CONFIG GET / SET / RESETSTAT on the proxy's own settings."""
+
+import time
+
+import pytest
+
+from conftest import HOST, RawClient, start_proxy
+from geproxy.settings import BY_NAME
+from opshelp import ask, call, config_get, fields, info, server_blocks
+
+HIDDEN = {'password', 'user'}
+
+
+@pytest.fixture(scope='module')
+def p(cluster):
+    px = start_proxy(cluster, top={'Name': 'cfg-test', 'MaxMemory': '1G', 'LogInfoSample': 1})
+    yield px
+    px.stop()
+
+
+@pytest.fixture
+def restore(p):
+    """Put the online settings back after a test."""
+    yield
+    call(p.port, 'CONFIG', 'SET', 'MaxMemory', '1G', 'ClientTimeout', '0', 'LogInfoSample', '1',
+         'AllowMissLog', 'yes')
+
+
+def test_get_everything(p, cluster):
+    got = config_get(p.port, '*')
+    assert set(got) == {s.name for k, s in BY_NAME.items() if k not in HIDDEN}
+    assert got['Name'] == 'cfg-test' and got['Bind'] == '%s:%d' % (HOST, p.port)
+    assert got['WorkerProcesses'] == '1' and got['MaxMemory'] == str(1 << 30)
+    assert got['MasterReadPriority'] == '100' and got['ServerFailureLimit'] == '3'
+    assert got['Servers'] == ', '.join(cluster.addrs)
+    assert got['BufSize'] == '16384' and got['AllowMissLog'] == 'true'
+
+
+def test_get_globs(p):
+    samples = config_get(p.port, 'Log*Sample')
+    assert sorted(samples) == sorted('Log%sSample' % w for w in ('Verb', 'Debug', 'Info', 'Notice', 'Warn', 'Error'))
+    assert samples['LogInfoSample'] == '1' and samples['LogVerbSample'] == '0'
+    assert config_get(p.port, 'maxmemory') == {'MaxMemory': str(1 << 30)}
+    assert config_get(p.port, 'MAXMEMORY') == {'MaxMemory': str(1 << 30)}
+    assert config_get(p.port, '?ame') == {'Name': 'cfg-test'}
+    assert config_get(p.port, 'nothing-like-this*') == {}
+    two = call(p.port, 'CONFIG', 'GET', 'maxmemory', 'clienttimeout')
+    assert two == b'*4\r\n$9\r\nMaxMemory\r\n$10\r\n1073741824\r\n$13\r\nClientTimeout\r\n$1\r\n0\r\n'
+
+
+def test_set_online_settings(p, restore):
+    assert call(p.port, 'CONFIG', 'SET', 'MaxMemory', '900M') == b'+OK\r\n'
+    assert config_get(p.port, 'maxmemory') == {'MaxMemory': str(900 << 20)}
+    assert fields(info(p.port, 'SystemResource'))['MaxMemory'] == str(900 << 20)
+    assert call(p.port, 'CONFIG', 'SET', 'loginfosample', '7', 'allowmisslog', 'no') == b'+OK\r\n'
+    assert config_get(p.port, 'LogInfoSample') == {'LogInfoSample': '7'}
+    assert config_get(p.port, 'AllowMissLog') == {'AllowMissLog': 'false'}
+    assert call(p.port, 'SET', 'cfg:k', 'v') == b'+OK\r\n'
+
+
+def test_client_timeout_closes_new_idle_clients(p, restore):
+    assert call(p.port, 'CONFIG', 'SET', 'ClientTimeout', '1') == b'+OK\r\n'
+    c = RawClient(p.port)
+    assert ask(c, 'PING') == b'+PONG\r\n'
+    t = time.time()
+    assert c.wait_closed(4), 'idle client not closed with ClientTimeout 1'
+    assert 0.8 <= time.time() - t <= 2.5
+    busy = RawClient(p.port)
+    for _ in range(4):             # activity keeps a client open past the 1s timeout
+        assert ask(busy, 'PING') == b'+PONG\r\n'
+        time.sleep(0.4)
+    assert call(p.port, 'CONFIG', 'SET', 'ClientTimeout', '0') == b'+OK\r\n'
+    assert ask(busy, 'PING') == b'+PONG\r\n'
+    busy.close()
+
+
+def test_client_timeout_applies_to_clients_already_idle(p, restore):
+    """Lowering ClientTimeout online must reach clients that are already connected and idle."""
+    idle = RawClient(p.port)
+    assert ask(idle, 'PING') == b'+PONG\r\n'
+    assert call(p.port, 'CONFIG', 'SET', 'ClientTimeout', '1') == b'+OK\r\n'
+    closed = idle.wait_closed(4)
+    idle.close()
+    assert closed, 'a client idle since before CONFIG SET ClientTimeout 1 was still open after 4s'
+
+
+@pytest.mark.parametrize('name,value', [('Bind', '127.0.0.1:1'), ('Name', 'x'), ('WorkerProcesses', '2'),
+                                        ('BufSize', '4096'), ('Servers', '127.0.0.1:1'), ('Log', '/tmp/x')])
+def test_set_refuses_offline_settings(p, name, value):
+    before = config_get(p.port, name)
+    reply = call(p.port, 'CONFIG', 'SET', name, value)
+    assert reply.startswith(b'-ERR') and b'online' in reply and name.encode() in reply, reply
+    assert config_get(p.port, name) == before
+
+
+@pytest.mark.parametrize('name,value', [('MaxMemory', 'abc'), ('MaxMemory', '-5'), ('ClientTimeout', '-1'),
+                                        ('ClientTimeout', 'soon'), ('LogInfoSample', 'x'),
+                                        ('AllowMissLog', 'maybe')])
+def test_set_refuses_bad_values(p, name, value):
+    before = config_get(p.port, name)
+    reply = call(p.port, 'CONFIG', 'SET', name, value)
+    assert reply.startswith(b'-ERR CONFIG SET failed: ') and value.encode() in reply, reply
+    assert config_get(p.port, name) == before
+
+
+def test_set_several_is_all_or_nothing(p, restore):
+    """As in Redis 7: if one of the parameters fails, none is applied."""
+    reply = call(p.port, 'CONFIG', 'SET', 'MaxMemory', '500M', 'ClientTimeout', 'soon')
+    assert reply.startswith(b'-ERR'), reply
+    assert config_get(p.port, 'maxmemory') == {'MaxMemory': str(1 << 30)}
+
+
+def test_bad_config_syntax(p):
+    for args in (['CONFIG', 'SET', 'nosuch', '1'], ['CONFIG', 'SET', 'MaxMemory'], ['CONFIG', 'GET'],
+                 ['CONFIG', 'FROB'], ['CONFIG', 'SET', 'Password', 'x']):
+        reply = call(p.port, *args)
+        assert reply.startswith(b'-ERR'), (args, reply)
+    assert call(p.port, 'CONFIG', 'SET', 'nosuch', '1').startswith(b"-ERR Unknown option")
+
+
+def test_resetstat_zeroes_counters(p):
+    c = RawClient(p.port)
+    try:
+        for i in range(10):
+            assert ask(c, 'SET', 'cfg:r%d' % i, 'v') == b'+OK\r\n'
+        before = fields(info(p.port, 'stats'))
+        assert int(before['TotalRequests']) >= 10 and int(before['TotalSendServerBytes']) > 0
+        assert ask(c, 'CONFIG', 'RESETSTAT') == b'+OK\r\n'
+        reply = ask(c, 'INFO')
+    finally:
+        c.close()
+    text = reply.split(b'\r\n', 1)[1].decode()
+    s = fields(text.split('# Servers')[0].split('# Stats')[1])
+    assert s['Accept'] == '0' and s['ClientConnections'] == '1'
+    assert s['TotalRequests'] == '1'          # this INFO
+    assert s['TotalResponses'] == '1'         # the +OK of RESETSTAT
+    assert s['TotalRecvClientBytes'] == str(len(b'*1\r\n$4\r\nINFO\r\n'))
+    assert s['TotalSendClientBytes'] == '5'
+    assert s['TotalSendServerBytes'] == '0' and s['TotalRecvServerBytes'] == '0'
+    for b in server_blocks(text):
+        assert (b['Requests'], b['Responses'], b['SendBytes'], b['RecvBytes']) == ('0',) * 4, b
