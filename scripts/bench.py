@@ -105,6 +105,8 @@ def main():
     ap.add_argument("--n", type=int, default=int(os.environ.get("N", 200000)))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
     ap.add_argument("--ports", default=os.environ.get("GEPROXY_BENCH_PORTS"))
+    ap.add_argument("--no-mget", action="store_true", help="SET/GET only")
+    ap.add_argument("--no-workers", action="store_true", help="skip geproxy with 2 worker processes")
     opts = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="geproxy-bench-")
     cluster = DevCluster(ports=parse_ports(opts.ports) if opts.ports else free_ports(6),
@@ -113,7 +115,7 @@ def main():
     try:
         cluster.start()
         proxies = {}
-        for name, workers in (("geproxy-1", 1), ("geproxy-2", 2)):
+        for name, workers in (("geproxy-1", 1),) + (() if opts.no_workers else (("geproxy-2", 2),)):
             proc, port = start_proxy(tmp, name, cluster.addrs, workers)
             procs.append(proc)
             proxies[name] = (proc, port)
@@ -128,7 +130,7 @@ def main():
         print("N=%d rounds=%d, cluster %s" % (opts.n, opts.rounds, " ".join(cluster.addrs)), flush=True)
         for rnd in range(opts.rounds):
             order = order[1:] + order[:1]           # alternate who goes first
-            for tests, p in TESTS:
+            for tests, p in [t for t in TESTS if not (opts.no_mget and t[0] == "mget")]:
                 n = opts.n if tests != "mget" else opts.n // 4
                 for target in order:
                     args = mget_direct if tests == "mget" and target == "direct" else targets[target]
@@ -139,7 +141,7 @@ def main():
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for (test, p), by in results.items():
             d = statistics.median(by["direct"])
-            g1, g2 = statistics.median(by["geproxy-1"]), statistics.median(by["geproxy-2"])
+            g1, g2 = statistics.median(by["geproxy-1"]), statistics.median(by.get("geproxy-2", [0]))
             label = test + (" 10 keys (direct: one slot; geproxy: all slots)" if test == "MGET" else "")
             print("| %s | %d | %.0f | %.0f | %.2f | %.0f | %.2f |" % (label, p, d, g1, g1 / d, g2, g2 / d))
         for name, (proc, port) in proxies.items():
