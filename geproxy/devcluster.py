@@ -248,7 +248,7 @@ class DevCluster:
                 out = command(self.host, p, 'CLUSTER', 'NODES')
             except OSError:
                 continue
-            rows = [(l.split()[1], l.split()[2].split(',')) for l in out.splitlines() if l]
+            rows = [(line.split()[1], line.split()[2].split(",")) for line in out.splitlines() if line]
             return sorted(int(a.split('@')[0].rsplit(':', 1)[1]) for a, flags in rows
                           if role in flags and 'fail' not in flags)
         raise RuntimeError('devcluster: no live node')

@@ -12,10 +12,10 @@ import logging
 import gevent
 
 from . import authority, blocking, fanout, localcmds, merge, multikey, pubsub
-from .transaction import Transaction
 from .request import ASKING, DISCARD, Gather, Request
 from .resp import command, error
 from .slots import key_slot
+from .transaction import Transaction
 
 log = logging.getLogger("geproxy.router")
 
@@ -67,7 +67,10 @@ class Router:
                 i = cmd.single
                 if i is not None and len(args) > i:
                     slot = key_slot(args[i])
-                    server = reads[slot].pick() if reads is not None and cmd.readonly and reads[slot] else slots[slot]
+                    if reads is not None and cmd.readonly and reads[slot] is not None:
+                        server = reads[slot].pick()
+                    else:
+                        server = slots[slot]
                     a, n = cmd.arity, len(args)
                     if server is not None and not server.fail_until and (n == a if a > 0 else n >= -a):
                         if not cmd.readonly:

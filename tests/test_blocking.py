@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from clusterhelp import backend_connections, keys_per_master, owner_of, wait_for
+from clusterhelp import backend_connections, owner_of, wait_for
 from conftest import replies
 from geproxy.resp import command
 

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 import redis
 
-from clusterhelp import keys_per_master, owner_of, wait_for
+from clusterhelp import keys_per_master, wait_for
 from conftest import replies
 from geproxy.resp import command
 
