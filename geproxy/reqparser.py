@@ -13,13 +13,14 @@ import hiredis
 from .resp import ProtocolError, command
 
 MAX_BULK = 512 * 1024 * 1024      # Redis's proto-max-bulk-len
-MAX_ARGS = 1024 * 1024            # Redis's limit on multibulk length
+MAX_ARGS = 2 ** 31 - 1            # Redis 7's limit on multibulk length (INT_MAX)
 MAX_INLINE = 64 * 1024            # an unterminated header or inline line longer than this is garbage
 
 
-# hiredis would allocate a list for any array count it is given: counts of 8+ digits
-# (over MAX_ARGS) go to the exact path, which refuses them.
-_HUGE_COUNT = re.compile(rb"\*\+?\d{8}")
+# hiredis allocates room for any aggregate count it is given, before the data: data
+# with a count of 5+ digits (any aggregate type) takes the exact path, which only
+# grows with the data that really arrives.
+_HUGE_COUNT = re.compile(rb"[*>~|%]\+?\d{5}")
 # Bytes a canonical bulk argument of length n adds beyond n: "$<n>\r\n" and "\r\n".
 _DIGITS = [len(b"%d" % n) + 5 for n in range(1 << 16)]
 # A canonical array header "*<count>\r\n"; an empty array is not a command.
@@ -33,6 +34,7 @@ class RequestParser:
         self.buf = bytearray()
         self.max_bulk = max_bulk
         self._reader = hiredis.Reader()
+        self._partial = None        # (count, args so far, offset) of a command still arriving
 
     def pending(self):
         """Bytes received but not yet part of a complete command."""
@@ -72,7 +74,7 @@ class RequestParser:
                     size += n + digits[n]
                 out.append((args, data[pos:pos + size]))
                 pos += size
-        except (hiredis.ProtocolError, TypeError, IndexError):
+        except Exception:  # ProtocolError, odd types (TypeError), MemoryError: the exact path decides
             pos = -1
         if pos == len(data):
             return out
@@ -101,40 +103,50 @@ class RequestParser:
         return out, err
 
     def _multibulk(self, buf, pos, out):
+        """One array command at buf[pos:]; its end, or -1 while incomplete.  A
+        command arriving in many reads resumes where the last read stopped
+        (self._partial), so a huge one is parsed once, not once per read."""
         size = len(buf)
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            if size - pos > MAX_INLINE:
-                raise ProtocolError("too big mbulk count string")
-            return -1
-        count = _int(buf, pos + 1, eol, "invalid multibulk length")
-        if count > MAX_ARGS:
-            raise ProtocolError("invalid multibulk length")
-        p = eol + 2
-        if count <= 0:  # Redis ignores empty and null arrays
-            return p
-        args = []
-        max_bulk = self.max_bulk
-        for _ in range(count):
-            if p >= size:
+        if self._partial is not None and pos == 0:
+            count, args, p = self._partial
+            self._partial = None
+        else:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                if size - pos > MAX_INLINE:
+                    raise ProtocolError("too big mbulk count string")
                 return -1
+            count = _int(buf, pos + 1, eol, "invalid multibulk length")
+            if count > MAX_ARGS:
+                raise ProtocolError("invalid multibulk length")
+            p = eol + 2
+            if count <= 0:  # Redis ignores empty and null arrays
+                return p
+            args = []
+        max_bulk = self.max_bulk
+        while len(args) < count:
+            if p >= size:
+                break
             if buf[p] != 36:  # '$'
                 raise ProtocolError("expected '$', got '%s'" % chr(buf[p]))
             eol = buf.find(b"\r\n", p)
             if eol < 0:
                 if size - p > MAX_INLINE:
                     raise ProtocolError("too big bulk count string")
-                return -1
+                break
             n = _int(buf, p + 1, eol, "invalid bulk length")
             if n < 0 or n > max_bulk:
                 raise ProtocolError("invalid bulk length")
-            p = eol + 2 + n
-            if p + 2 > size:
-                return -1
-            args.append(bytes(buf[eol + 2:p]))
-            p += 2
-        out.append((args, bytes(buf[pos:p])))
-        return p
+            if eol + 4 + n > size:
+                break
+            args.append(bytes(buf[eol + 2:eol + 2 + n]))
+            p = eol + 4 + n
+        else:
+            out.append((args, bytes(buf[pos:p])))
+            return p
+        if pos == 0:
+            self._partial = (count, args, p)
+        return -1
 
     def _inline(self, buf, pos, out):
         eol = buf.find(b"\n", pos)

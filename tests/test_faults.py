@@ -186,6 +186,35 @@ class Worker(threading.Thread):
         self.r.close()
 
 
+class PipeWorker(Worker):
+    """Pipelines mixing single-key and same-slot multi-key commands ({hashtag}
+    keys): during a migration these meet ASK and TRYAGAIN."""
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            tag = self.keys[i % len(self.keys)]
+            a, b = "{%s}:a" % tag, "{%s}:b" % tag
+            va, vb = "%s:%d:a" % (self.name, i), "%s:%d:b" % (self.name, i)
+            i += 1
+            t = time.time()
+            try:
+                pipe = self.r.pipeline(transaction=False)
+                pipe.set(a, va).mset({b: vb}).mget(a, b).get(b)
+                got = pipe.execute(raise_on_error=True)
+                want = [True, True, [va.encode(), vb.encode()], vb.encode()]
+                if got != want:
+                    self.errors.append((t, tag, "pipeline: got %r, want %r" % (got, want)))
+                    continue
+                self.ok_times.append((t, time.time()))
+                self.ops += 1
+            except (redis.RedisError, OSError) as e:
+                self.errors.append((t, tag, "%s: %s" % (e.__class__.__name__, e)))
+                time.sleep(0.01)
+            time.sleep(self.pause)
+        self.r.close()
+
+
 def run_workers(workers):
     for w in workers:
         w.start()
@@ -213,6 +242,8 @@ def test_resharding_under_load(fc, proxies):
         keys = keys_where("rs%d" % t, lambda s: s in moving, 40) + \
             keys_where("rs%d:o" % t, lambda s: s not in moving, 10)
         workers.append(Worker(p.port, keys, stop, "rs-w%d" % t))
+    for t in range(2):
+        workers.append(PipeWorker(p.port, keys_where("rs-p%d" % t, lambda s: s in moving, 30), stop, "rs-p%d" % t))
     run_workers(workers)
     time.sleep(0.5)
     t0 = time.time()
