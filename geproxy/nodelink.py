@@ -25,6 +25,7 @@ log = logging.getLogger("geproxy.link")
 
 IDLE, CONNECTING, READY = range(3)
 READ_SIZE = 65536
+EAGER_READ = 4096   # a read this big says more is coming: try the next read before waiting
 _ERRORS = (BackendError, OSError, ProtocolError, socket.timeout, ValueError)
 
 
@@ -131,9 +132,16 @@ class NodeLink:
         inflight = self.inflight
         buf = b""
         parts, wait_for = [], 0     # a big reply arriving: collect chunks, join once
+        recv, wait_readable, readable = sock._sock.recv, sock._wait, sock._read_event
+        eager = False               # under a stream of replies, read before waiting
         while True:
             try:
-                data = sock.recv(READ_SIZE)
+                if not eager:
+                    wait_readable(readable)
+                data = recv(READ_SIZE)
+            except BlockingIOError:
+                eager = False
+                continue
             except socket.timeout:
                 # ServerTimeout: no progress for that long while requests are in flight
                 if inflight and time.monotonic() - self.progress >= self.server.cfg.ServerTimeout:
@@ -141,6 +149,7 @@ class NodeLink:
                 continue
             if not data:
                 raise BackendError("connection closed by server")
+            eager = len(data) >= EAGER_READ
             server.recv_bytes += len(data)
             if len(data) == READ_SIZE:
                 gevent.sleep(0)  # more is waiting: let sessions flush and others run first

@@ -67,6 +67,9 @@ class Session:
         parser = RequestParser()
         bufsize = proxy.cfg.BufSize
         replies = self.replies
+        recv = sock._sock.recv                  # the plain non-blocking socket: no failed try first
+        wait_readable = sock._wait
+        readable = sock._read_event
         try:
             while not self.closing:
                 if self.writer is not None:  # backpressure: a client that does not read is not read
@@ -76,7 +79,13 @@ class Session:
                 if self.stash:  # read while a blocking command waited
                     data, self.stash = b"".join(self.stash), []
                 else:
-                    data = sock.recv(bufsize)
+                    # Having answered, the client is usually still waiting: wait for input
+                    # first rather than try a read that would fail.
+                    wait_readable(readable)
+                    try:
+                        data = recv(bufsize)
+                    except BlockingIOError:
+                        continue
                 if not data:
                     break
                 stats.recv_client_bytes += len(data)

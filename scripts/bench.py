@@ -41,7 +41,9 @@ def start_proxy(tmp, name, servers, workers):
         f.write("Name = %s\nBind = 127.0.0.1:%d\nWorkerProcesses = %d\n[ClusterServerPool]\n"
                 "MasterReadPriority = 100\nServers = %s\n" % (name, port, workers, ", ".join(servers)))
     log = open(os.path.join(tmp, "%s.log" % name), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "geproxy", "-c", conf], cwd=ROOT, stdout=log,
+    # GEPROXY_BENCH_PROXY_ROOT: run the geproxy of another checkout (before/after comparisons)
+    proc = subprocess.Popen([sys.executable, "-m", "geproxy", "-c", conf], stdout=log,
+                            cwd=os.environ.get("GEPROXY_BENCH_PROXY_ROOT", ROOT),
                             stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 15
     while time.time() < deadline:
