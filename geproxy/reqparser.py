@@ -20,7 +20,10 @@ MAX_INLINE = 64 * 1024            # an unterminated header or inline line longer
 # hiredis allocates room for any aggregate count it is given, before the data: data
 # with a count of 5+ digits (any aggregate type) takes the exact path, which only
 # grows with the data that really arrives.
-_HUGE_COUNT = re.compile(rb"[*>~|%]\+?\d{5}")
+# (Aggregate type bytes are mapped to '*' first: a pattern with a literal start
+# searches several times faster than one starting with a character class.)
+_HUGE_COUNT = re.compile(rb"\*\+?\d{5}")
+_AGGREGATES = bytes.maketrans(b">~|%", b"****")
 # Bytes a canonical bulk argument of length n adds beyond n: "$<n>\r\n" and "\r\n".
 _DIGITS = [len(b"%d" % n) + 5 for n in range(1 << 16)]
 # A canonical array header "*<count>\r\n"; an empty array is not a command.
@@ -44,7 +47,7 @@ class RequestParser:
         """Add `data` and return (commands, error): the complete commands, and a
         ProtocolError when the bytes after them are not RESP (the caller answers
         the commands, then the error, then closes)."""
-        if not self.buf and data[:1] == b"*" and not _HUGE_COUNT.search(data):
+        if not self.buf and data[:1] == b"*" and not _HUGE_COUNT.search(data.translate(_AGGREGATES)):
             commands = self._fast(data)
             if commands is not None:
                 return commands, None
