@@ -12,33 +12,14 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 
-from .settings import parse_address
+from .listener import bind, is_unix
 
 log = logging.getLogger("geproxy.arbiter")
 
 RESTART_BACKOFF = 1.0      # seconds between restarts of a worker that keeps dying
-
-
-def bind(bind_addr, reuseport):
-    """A bound, listening stdlib socket for Bind."""
-    host, port = parse_address(bind_addr)
-    if port is None:
-        if os.path.exists(host):
-            os.unlink(host)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(host)
-    else:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuseport:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    sock.listen(1024)
-    return sock
 
 
 class Arbiter:
@@ -48,7 +29,7 @@ class Arbiter:
         self.log_handler = log_handler
         self.workers = {}                   # pid -> worker id
         self.stopping = False
-        self.unix = parse_address(cfg.Bind)[1] is None
+        self.unix = is_unix(cfg.Bind)
         self.rundir = None                  # shared with the workers: metrics snapshots, CONFIG SET
 
     def run(self):

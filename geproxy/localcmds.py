@@ -3,8 +3,8 @@ QUIT, RESET) and things that only make sense for the proxy (INFO, CLUSTER
 KEYSLOT).  Each handler takes (session, args) and returns reply bytes."""
 
 from . import __version__, configcmd, info
-from .resp import OK, PONG, bulk, error, integer, mapping, null, simple, verbatim
 from .authority import WRONGPASS
+from .resp import OK, PONG, bulk, error, integer, mapping, null, simple, verbatim
 from .slots import key_slot
 
 NOT_INT = error("ERR value is not an integer or out of range")

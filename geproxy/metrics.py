@@ -10,7 +10,6 @@ import glob
 import json
 import os
 
-
 from .settings import parse_address
 
 SNAPSHOT_EVERY = 1.0

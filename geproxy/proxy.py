@@ -15,32 +15,14 @@ from gevent.server import StreamServer
 
 from .authority import Authority
 from .latency import LatencyMonitors
+from .listener import bind
 from .readpolicy import DataCenters
 from .router import Router
 from .serverpool import ClusterServerPool
 from .session import Session
-from .settings import parse_address
 from .stats import Stats
 
 log = logging.getLogger("geproxy")
-
-
-def listen(bind, backlog=1024):
-    """A listening socket for host:port, [v6]:port or a unix socket path."""
-    host, port = parse_address(bind)
-    if port is None:
-        if os.path.exists(host):
-            os.unlink(host)
-        sock = gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(host)
-    else:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = gsocket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    sock.listen(backlog)
-    sock.setblocking(False)
-    return sock
 
 
 class Proxy:
@@ -123,11 +105,10 @@ class Proxy:
 
     def start(self, listener=None):
         """Serve on `listener` (a stdlib socket from the arbiter) or on Bind."""
-        if listener is not None:
-            listener = gsocket.socket(fileno=listener.detach())
-            listener.setblocking(False)
+        listener = gsocket.socket(fileno=(listener or bind(self.cfg.Bind)).detach())
+        listener.setblocking(False)
         self.pool.start()  # know the cluster before taking clients (or start anyway: CLUSTERDOWN)
-        self.server = StreamServer(listener or listen(self.cfg.Bind), self._handle)
+        self.server = StreamServer(listener, self._handle)
         self.server.start()
         log.info("geproxy %s listening on %s", self.cfg.Name, self.cfg.Bind)
         self._watchers = [gevent.spawn(self._watch_memory), gevent.spawn(self._reap_idle)]

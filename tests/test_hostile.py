@@ -90,8 +90,9 @@ def masters_of(cluster):
 
 @pytest.fixture(scope="module")
 def hp(cluster):
-    """The proxy all tests here share, with its warmed-up baseline counters."""
-    p = start_proxy(cluster)
+    """The proxy all tests here share, with its warmed-up baseline counters.
+    ServerTimeout 5: a 1M-member SADD may take Redis over a second on a busy machine."""
+    p = start_proxy(cluster, pool={"ServerTimeout": 5})
     for i in range(30):                  # a link to every master
         assert ask(p.port, "SET", "hostile:warm:%d" % i, "x") == b"+OK\r\n"
     time.sleep(0.3)
