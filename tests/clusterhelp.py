@@ -2,11 +2,11 @@
 blocking / transaction tests: which master owns a key, the proxy's backend
 connection counts (INFO servers), per-node command stats, polling."""
 
-import time
 
 from conftest import RawClient, replies
 from geproxy.resp import command
 from geproxy.slots import key_slot
+from conftest import wait_for  # noqa: F401 (re-exported for the tests)
 
 
 def slot_owners(cluster):
@@ -65,11 +65,3 @@ def calls(cluster, port, name):
     return stats.get("cmdstat_%s" % name, {}).get("calls", 0)
 
 
-def wait_for(pred, timeout=5.0, step=0.05):
-    """Poll pred() until it is truthy; return its last value."""
-    deadline = time.time() + timeout
-    while True:
-        v = pred()
-        if v or time.time() > deadline:
-            return v
-        time.sleep(step)

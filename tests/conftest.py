@@ -74,6 +74,16 @@ def ping(port, timeout=1.0):
         return False
 
 
+def wait_for(pred, timeout=5.0, step=0.05):
+    """Poll pred() until it is truthy; return its last value."""
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v or time.time() > deadline:
+            return v
+        time.sleep(step)
+
+
 class Proxy:
     """A running geproxy subprocess (see start_proxy)."""
 

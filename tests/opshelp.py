@@ -7,6 +7,7 @@ import time
 
 from conftest import RawClient, replies
 from geproxy.resp import command
+from conftest import wait_for  # noqa: F401 (re-exported for the tests)
 
 
 def call(port, *args, timeout=5.0):
@@ -83,16 +84,6 @@ def config_get(port, pattern):
         items.append(reply[eol + 2:eol + 2 + n].decode())
         pos = eol + 4 + n
     return dict(zip(items[::2], items[1::2]))
-
-
-def wait_for(pred, timeout=5.0, step=0.05):
-    """Poll pred() until it is truthy; return its last value."""
-    deadline = time.time() + timeout
-    while True:
-        v = pred()
-        if v or time.time() > deadline:
-            return v
-        time.sleep(step)
 
 
 def settled(port, n=20):

@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import HOST, ROOT, Proxy, free_port, render_config, start_proxy
+from conftest import HOST, ROOT, Proxy, free_port, render_config, start_proxy, wait_for
 from geproxy.devcluster import DevCluster, command as node_command
 from geproxy.slots import key_slot
 
@@ -135,13 +135,6 @@ def block_of(port, addr):
     return {}
 
 
-def wait_for(pred, timeout, step=0.05):
-    deadline = time.time() + timeout
-    while True:
-        v = pred()
-        if v or time.time() > deadline:
-            return v
-        time.sleep(step)
 
 
 class Worker(threading.Thread):

@@ -5,12 +5,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 import redis
 
-from conftest import ROOT, free_port, ping, render_config
+from conftest import ROOT, free_port, ping, render_config, wait_for
 
 BIN = os.path.dirname(sys.executable)
 
@@ -20,13 +19,6 @@ def ctl(conf, *args):
                           capture_output=True, text=True, timeout=30)
 
 
-def wait_for(predicate, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture
