@@ -9,7 +9,6 @@ from greenlet import greenlet
 
 from . import __version__
 
-SECTIONS = ("proxy", "systemresource", "stats", "servers", "latencymonitor")
 
 
 def render(proxy, args):
@@ -22,11 +21,7 @@ def render(proxy, args):
         return _server_latency(proxy, args[1], args[2] if len(args) == 3 else None)
     if any(w in ("all", "default", "everything") for w in wanted):
         wanted = SECTIONS
-    out = []
-    for name in SECTIONS:
-        if name in wanted:
-            out.append(globals()["_" + name](proxy))
-    return "\r\n".join(out)
+    return "\r\n".join(render_section(proxy) for name, render_section in SECTIONS.items() if name in wanted)
 
 
 def _lines(title, rows):
@@ -85,6 +80,10 @@ def _servers(proxy):
 def _latencymonitor(proxy):
     return "# LatencyMonitor\r\n" + "\r\n".join(
         "".join(_histogram(m.name, m.total)) for m in proxy.latency.monitors)
+
+
+SECTIONS = {"proxy": _proxy, "systemresource": _systemresource, "stats": _stats, "servers": _servers,
+            "latencymonitor": _latencymonitor}
 
 
 def _histogram(name, h):

@@ -7,7 +7,6 @@ a MOVED.  Replicas are known too, with their master's id as their group.
 
 import logging
 import random
-import time
 
 import gevent
 from gevent.event import Event
@@ -70,7 +69,6 @@ class ClusterServerPool:
         self.masters = []
         self.commands = None              # CommandTable, from the first node reached
         self.version = ""                 # redis_version of the backends
-        self.refreshed_at = 0.0
         self._refresh_now = Event()
         self._greenlet = None
         self._control = None
@@ -187,7 +185,6 @@ class ClusterServerPool:
         self.slots = slots
         self.masters = masters
         self.reads = self._read_groups(nodes, slots) if replicas_read(self.cfg, self.dcs) else None
-        self.refreshed_at = time.time()
 
     def _read_groups(self, nodes, slots):
         groups = {}
