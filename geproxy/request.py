@@ -1,12 +1,16 @@
 """A request in flight: the bytes to send, and where its reply goes.
 
 The reply arrives on a node link's reader greenlet.  Redirections (MOVED, ASK,
-TRYAGAIN) are followed from there, without waking the client's session; only
-a final reply is handed to the owner.
+TRYAGAIN, and NOSCRIPT for a script the proxy knows) are followed from there,
+without waking the client's session; only a final reply is handed to the owner.
 """
 
-
+import logging
 import time
+
+from .resp import error
+
+log = logging.getLogger("geproxy.request")
 
 REDIRECTS = (b"MOV", b"ASK", b"TRY", b"NOS")  # MOVED, ASK, TRYAGAIN, NOSCRIPT: the proxy retries
 
@@ -81,5 +85,9 @@ class Gather:
     def request_done(self):
         self.pending -= 1
         if self.pending == 0:
-            self.reply = self.merge([p.reply for p in self.parts])
+            try:
+                self.reply = self.merge([p.reply for p in self.parts])
+            except Exception:  # a reply of a shape we did not expect: this client's error only
+                log.exception("cannot merge %r", [p.reply[:60] for p in self.parts])
+                self.reply = error("ERR geproxy could not combine the nodes' replies (logged)")
             self.owner.request_done()
