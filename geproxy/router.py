@@ -8,6 +8,7 @@ forwarded as they are.
 """
 
 import logging
+from binascii import crc_hqx
 
 import gevent
 
@@ -66,7 +67,8 @@ class Router:
             if cmd is not None and session.plain:
                 i = cmd.single
                 if i is not None and len(args) > i:
-                    slot = key_slot(args[i])
+                    key = args[i]
+                    slot = key_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383  # key_slot, inlined
                     if reads is not None and cmd.readonly and reads[slot] is not None:
                         server = reads[slot].pick()
                     else:
@@ -78,7 +80,7 @@ class Router:
                         req = Request(session, raw, slot, proto)
                         if measure:
                             req.measure(cmd.name)
-                        server.link(proto).send(req)
+                        (server.links.get(proto) or server.link(proto)).send(req)
                         append(req)
                         continue
             try:

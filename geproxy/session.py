@@ -160,7 +160,7 @@ class Session:
                 r = r.reply
                 if r is None:
                     break
-            if r[:1] == b"-":
+            if r[0] == 45:  # '-'
                 errors += 1
             out.append(r)
             q.popleft()
