@@ -160,7 +160,7 @@ class Session:
                 r = r.reply
                 if r is None:
                     break
-            if r[0] == 45:  # '-'
+            if r and r[0] == 45:  # '-' (b"" stands for a reply that comes another way)
                 errors += 1
             out.append(r)
             q.popleft()
