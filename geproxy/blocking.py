@@ -11,7 +11,7 @@ connection at once (closed, never returned to the pool mid-command).
 from gevent import select
 
 from . import private
-from .resp import command, error
+from .resp import SLOT_DOWN, command, error, server_failed
 from .slots import key_slot
 
 MAX_REDIRECTS = 5
@@ -28,13 +28,13 @@ def call(router, session, raw, slot, before=()):
     are dropped); returns its reply bytes."""
     session.settle()
     pool = router.pool
-    server = pool.slots[slot] if slot is not None else pool.any_master()
+    server = pool.master_for(slot)
     asking = False
     for _ in range(MAX_REDIRECTS + 1):
         if server is None:
-            return error("CLUSTERDOWN Hash slot not served")
+            return SLOT_DOWN
         if server.is_failed():
-            return error("ERR geproxy: server %s is marked failed, retrying in a moment" % server.addr)
+            return server_failed(server)
         try:
             conn = private.checkout(server, session.proto)
         except private.ERRORS as e:

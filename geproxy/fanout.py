@@ -10,7 +10,7 @@ import hashlib
 
 from . import merge
 from .request import Gather
-from .resp import command, error
+from .resp import NOT_READY, command, error
 
 ALL, ONE = "all", "one"
 
@@ -62,7 +62,7 @@ def dispatch(router, session, name, args, raw):
     reply bytes or a Gather."""
     masters = sorted(router.pool.masters, key=lambda s: s.addr)
     if not masters:
-        return error("CLUSTERDOWN geproxy has not reached any cluster node yet")
+        return NOT_READY
     if name == "scan":
         return scan(router, session, masters, args)
     targets, how = TABLE.get(name, (ONE, None))

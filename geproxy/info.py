@@ -10,7 +10,6 @@ from greenlet import greenlet
 from . import __version__
 
 
-
 def render(proxy, args):
     """INFO [section ...], INFO Latency <name>, INFO ServerLatency <addr> [name].
     LookupError for an unknown monitor."""

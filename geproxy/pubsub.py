@@ -20,7 +20,7 @@ import hiredis
 from gevent.event import Event
 
 from . import private
-from .resp import error
+from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, error
 from .slots import key_slot
 
 log = logging.getLogger("geproxy.pubsub")
@@ -73,10 +73,10 @@ class PubSub:
                 return b"" if keys else self._none_left(args)
             slot = key_slot(names[0])
             if any(key_slot(c) != slot for c in names[1:]):
-                return error("CROSSSLOT Keys in request don't hash to the same slot")
+                return CROSSSLOT
             server = self.router.pool.slots[slot]
             if server is None:
-                return error("CLUSTERDOWN Hash slot not served")
+                return SLOT_DOWN
             if name == "sunsubscribe" and server.addr not in self.conns:
                 return self._none_left(args)
             return self._send(server.addr, server, raw, name, names)
@@ -109,7 +109,7 @@ class PubSub:
         conn = self.conns.get(key)
         if conn is None:
             if server is None:
-                return error("CLUSTERDOWN geproxy has not reached any cluster node yet")
+                return NOT_READY
             try:
                 conn = private.checkout(server, self.session.proto)
             except private.ERRORS as e:

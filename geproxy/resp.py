@@ -22,6 +22,16 @@ def error(msg):
     return b"-" + msg.replace("\r", " ").replace("\n", " ").encode() + CRLF
 
 
+# Error replies more than one part of the proxy gives.
+CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot")
+NOT_READY = error("CLUSTERDOWN geproxy has not reached any cluster node yet")
+SLOT_DOWN = error("CLUSTERDOWN Hash slot not served")
+
+
+def server_failed(server):
+    return error("ERR geproxy: server %s is marked failed, retrying in a moment" % server.addr)
+
+
 def simple(text):
     return b"+" + text.encode() + CRLF
 

@@ -14,23 +14,16 @@ import gevent
 
 from . import authority, blocking, fanout, localcmds, merge, multikey, pubsub
 from .request import ASKING, DISCARD, Gather, Request
-from .resp import command, error
+from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, error, server_failed
 from .slots import key_slot
 from .transaction import Transaction
 
 log = logging.getLogger("geproxy.router")
 
 MAX_REDIRECTS = 5
-CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot")
-NOT_READY = error("CLUSTERDOWN geproxy has not reached any cluster node yet")
 INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
-SLOT_DOWN = error("CLUSTERDOWN Hash slot not served")
 OOM = error("OOM command not allowed when used memory > 'MaxMemory'")
 TXN_NOW = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))  # not queued inside MULTI
-
-
-def failed(server):
-    return error("ERR geproxy: server %s is marked failed, retrying in a moment" % server.addr)
 
 
 def unknown_command(args):
@@ -247,7 +240,7 @@ class Router:
 
     def _send_to(self, session, raw, server, slot, name):
         if server.fail_until and server.is_failed():
-            return failed(server)
+            return server_failed(server)
         req = Request(session, raw, slot, session.proto)
         if name and self.proxy.latency:
             req.measure(name)
@@ -257,7 +250,7 @@ class Router:
     def submit(self, server, req):
         """Send a part of a gathered command; a failed node answers at once."""
         if server.fail_until and server.is_failed():
-            req.done(failed(server))
+            req.done(server_failed(server))
         else:
             server.link(req.proto).send(req)
 
@@ -312,7 +305,7 @@ class Router:
         return True
 
     def _retry(self, req):
-        server = self.pool.slots[req.slot] if req.slot is not None else self.pool.any_master()
+        server = self.pool.master_for(req.slot)
         if server is None:
             req.reply = SLOT_DOWN
             req.owner.request_done()

@@ -81,6 +81,10 @@ class ClusterServerPool:
             s = self.servers[addr] = Server(addr, self.cfg, self.latency)
         return s
 
+    def master_for(self, slot):
+        """The master owning `slot`; any master for a keyless command (slot None)."""
+        return self.slots[slot] if slot is not None else self.any_master()
+
     def any_master(self):
         masters = self.masters
         return random.choice(masters) if masters else None

@@ -53,8 +53,7 @@ class Session:
         self.plain = True           # unrestricted, no MULTI, not in RESP2 pub/sub: the router's fast path
         self.update_mode()
         self._scheduled = False
-        self._drained = None
-        self._settled = None
+        self._waiter = None         # Event for settle() / closing: woken as output drains
         self._loop = gevent.get_hub().loop
 
     # -- reading --
@@ -102,7 +101,7 @@ class Session:
                     self.closing = True
                 self.flush()
             if self.closing:
-                self._wait_drained()
+                self._wait_until(lambda: not self.replies and self.writer is None, 30)
         except OSError:
             pass
         finally:
@@ -174,20 +173,28 @@ class Session:
             else:
                 self._write(out[0] if len(out) == 1 else b"".join(out))
         if not q:
-            if self._settled is not None:
-                self._settled.set()
-            if self._drained is not None and self.writer is None:
-                self._drained.set()
+            self._wake()
 
     def settle(self):
         """Wait until every reply queued so far is in.  Whatever runs next on a
         private connection (a blocking pop, EXEC, WATCH) then comes after the
         client's earlier commands, which went over the shared links."""
         self.flush()
-        while self.replies and not self.closed:
-            self._settled = Event()
-            self._settled.wait()
-            self._settled = None
+        self._wait_until(lambda: not self.replies)
+
+    def _wake(self):
+        if self._waiter is not None:
+            self._waiter.set()
+
+    def _wait_until(self, done, timeout=None):
+        """Sleep until done() (checked whenever output drains), the client is gone, or timeout."""
+        deadline = None if timeout is None else time.time() + timeout
+        while not done() and not self.closed:
+            self._waiter = Event()
+            left = None if deadline is None else deadline - time.time()
+            if left is not None and left <= 0 or not self._waiter.wait(left):
+                break
+        self._waiter = None
 
     def _write(self, data):
         if self.closed:
@@ -239,8 +246,7 @@ class Session:
             self._abort()
         finally:
             self.writer = None
-        if self._drained is not None and not self.replies:
-            self._drained.set()
+        self._wake()
 
     def _abort(self):
         """The client is gone: stop writing; its reader sees the closed socket."""
@@ -251,12 +257,6 @@ class Session:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-
-    def _wait_drained(self, timeout=30):
-        self._drained = Event()
-        if not self.replies and self.writer is None:
-            return
-        self._drained.wait(timeout)
 
     # -- describing --
 

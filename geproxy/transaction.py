@@ -10,12 +10,11 @@ while queueing does in Redis (EXECABORT).
 """
 
 from . import private
-from .resp import OK, command, error
+from .resp import CROSSSLOT, OK, command, error
 from .slots import key_slot
 
 QUEUED = b"+QUEUED\r\n"
 EXECABORT = error("EXECABORT Transaction discarded because of previous errors.")
-CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot")
 # Served by the proxy but fine inside a transaction: they go to the node as they are.
 LOCAL_OK = frozenset(("ping", "echo"))
 
@@ -147,7 +146,7 @@ class Transaction:
 
     def _checkout(self):
         pool = self.router.pool
-        server = pool.slots[self.slot] if self.slot is not None else pool.any_master()
+        server = pool.master_for(self.slot)
         if server is None:
             raise private.BackendError("no node serves this slot")
         return private.checkout(server, self.session.proto)
