@@ -263,6 +263,12 @@ def make_proxy(cluster):
 
 
 @pytest.fixture
+def proxies(make_proxy):
+    """start(cluster, **kw): like make_proxy, for a cluster other than the session's."""
+    return lambda cluster, **kw: make_proxy(cluster=cluster, **kw)
+
+
+@pytest.fixture
 def r(proxy):
     import redis
     c = redis.Redis(host=HOST, port=proxy.port, protocol=2)

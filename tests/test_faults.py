@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from conftest import HOST, ROOT, Proxy, free_port, render_config, start_proxy, wait_for
+from conftest import HOST, ROOT, Proxy, free_port, render_config, wait_for
 from geproxy.devcluster import DevCluster, command as node_command
 from geproxy.slots import key_slot
 
@@ -36,19 +36,6 @@ def fc():
     dc.start()
     yield dc
     dc.stop()
-
-
-@pytest.fixture
-def proxies():
-    """start(cluster, **kw) -> a proxy stopped at teardown."""
-    started = []
-
-    def start(cluster, **kw):
-        started.append(start_proxy(cluster, **kw))
-        return started[-1]
-    yield start
-    for p in started:
-        p.stop()
 
 
 def client(port, timeout=3.0):

@@ -99,18 +99,6 @@ def raw_info_servers(port):
     return blocks
 
 
-@pytest.fixture
-def proxies():
-    started = []
-
-    def start(cluster, **kw):
-        started.append(start_proxy(cluster, **kw))
-        return started[-1]
-    yield start
-    for p in started:
-        p.stop()
-
-
 @pytest.fixture(scope="module")
 def data(cluster):
     """Keys per master written once (directly via a proxy that reads from masters)."""
