@@ -5,7 +5,8 @@ through element by element); only counts and cursors are decoded."""
 
 import hiredis
 
-from .resp import OK, array, bulk, integer, mapping, reply_end
+from .framer import elements
+from .resp import OK, array, bulk, integer, mapping
 
 
 def first_error(replies):
@@ -13,18 +14,6 @@ def first_error(replies):
         if r[:1] == b"-":
             return r
     return None
-
-
-def elements(reply):
-    """The raw elements of an aggregate reply (array, set, push)."""
-    head = reply.find(b"\r\n")
-    count = int(reply[1:head])
-    out, pos = [], head + 2
-    for _ in range(max(count, 0)):
-        end = reply_end(reply, pos)
-        out.append(reply[pos:end])
-        pos = end
-    return out
 
 
 def parse(reply):

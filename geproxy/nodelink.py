@@ -19,7 +19,8 @@ import hiredis
 
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .request import REDIRECTS
-from .resp import ProtocolError, error, reply_end
+from .framer import Framer
+from .resp import ProtocolError, error
 
 log = logging.getLogger("geproxy.link")
 
@@ -130,8 +131,7 @@ class NodeLink:
     def _read(self, sock):
         server = self.server
         inflight = self.inflight
-        buf = b""
-        parts, wait_for = [], 0     # a big reply arriving: collect chunks, join once
+        feed = Framer().feed
         recv, wait_readable, readable = sock._sock.recv, sock._wait, sock._read_event
         eager = False               # under a stream of replies, read before waiting
         while True:
@@ -151,58 +151,31 @@ class NodeLink:
                 raise BackendError("connection closed by server")
             eager = len(data) >= EAGER_READ
             server.recv_bytes += len(data)
+            self.progress = time.monotonic()
             if len(data) == READ_SIZE:
                 gevent.sleep(0)  # more is waiting: let sessions flush and others run first
-            if wait_for:
-                parts.append(data)
-                wait_for -= len(data)
-                if wait_for > 0:
+            replies = feed(data)
+            if not replies:
+                continue
+            for reply in replies:
+                kind = reply[0]
+                if kind == 62:  # '>': a push (e.g. an invalidation) is nobody's reply here
+                    log.debug("%s: push on a shared link dropped: %r", server.addr, reply[:60])
                     continue
-                buf = buf + b"".join(parts)
-                parts, wait_for = [], 0
-            else:
-                buf = buf + data if buf else data
-            pos = replies = 0
-            size = len(buf)
-            self.progress = time.monotonic()
-            while pos < size:
-                # Fast path for the usual one-line and bulk replies; reply_end for the rest.
-                kind = buf[pos]
-                if kind == 36:  # '$'
-                    eol = buf.find(b"\r\n", pos)
-                    if eol < 0:
-                        break
-                    n = int(buf[pos + 1:eol])
-                    end = eol + n + 4 if n >= 0 else eol + 2
-                    if end > size:
-                        if end - size > 65536:
-                            wait_for = end - size
-                        break
-                elif kind == 43 or kind == 58 or kind == 45:  # '+' ':' '-'
-                    end = buf.find(b"\r\n", pos) + 2
-                    if end < 2:
-                        break
-                else:
-                    end = reply_end(buf, pos)
-                    if end < 0:
-                        if size - pos > 65536:
-                            wait_for = size - pos  # unknown size: wait until it doubles
-                        break
                 try:
                     req = inflight.popleft()
                 except IndexError:
                     raise ProtocolError("reply without a request") from None
-                if req.started and (kind != 45 or buf[pos + 1:pos + 4] not in REDIRECTS):
-                    server.latency.record(server.addr, req.command, req.started)
-                if kind == 45:  # errors may be redirections: let the request decide
-                    req.done(buf[pos:end])
+                if kind == 45:  # '-': errors may be redirections, let the request decide
+                    if req.started and reply[1:4] not in REDIRECTS:
+                        server.latency.record(server.addr, req.command, req.started)
+                    req.done(reply)
                 else:
-                    req.reply = buf[pos:end] if pos or end != size else buf
+                    if req.started:
+                        server.latency.record(server.addr, req.command, req.started)
+                    req.reply = reply
                     req.owner.request_done()
-                pos = end
-                replies += 1
-            server.responses += replies
-            buf = buf[pos:] if pos < size else b""
+            server.responses += len(replies)
             server.failures = 0
 
     def _fail(self, why):

@@ -8,11 +8,13 @@ a timeout) is closed instead.
 """
 
 import socket
+from collections import deque
 
 import hiredis
 
 from .connection import BackendError, dial, handshake_commands, read_replies
-from .resp import ProtocolError, reply_end
+from .framer import Framer
+from .resp import ProtocolError
 
 MAX_IDLE = 16  # idle private connections kept per server and protocol
 DEFAULT = object()  # the socket's own timeout: ServerTimeout
@@ -24,7 +26,8 @@ class PrivateConn:
         self.proto = proto
         cfg = server.cfg
         self.sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive)
-        self.buf = bytearray()
+        self.framer = Framer()
+        self.ready = deque()        # whole replies received, not yet taken
         try:
             cmds = handshake_commands(proto, cfg.User, cfg.Password)
             if cmds:
@@ -43,13 +46,9 @@ class PrivateConn:
 
     def take_reply(self):
         """A whole reply already received, raw, or None."""
-        if self.buf:
-            end = reply_end(self.buf, 0)
-            if end > 0:
-                reply = bytes(self.buf[:end])
-                del self.buf[:end]
-                self.server.responses += 1
-                return reply
+        if self.ready:
+            self.server.responses += 1
+            return self.ready.popleft()
         return None
 
     def fill(self, timeout=DEFAULT):
@@ -63,7 +62,7 @@ class PrivateConn:
         if not data:
             raise BackendError("%s: connection closed by server" % self.server.addr)
         self.server.recv_bytes += len(data)
-        self.buf += data
+        self.ready.extend(self.framer.feed(data))
 
     def read_reply(self, timeout=DEFAULT):
         while True:
@@ -81,7 +80,7 @@ class PrivateConn:
         """Back to the idle list, for the next client."""
         self.sock.settimeout(self.server.cfg.ServerTimeout or None)
         idle = self.server.idle_private.setdefault(self.proto, [])
-        if self.buf or len(idle) >= MAX_IDLE:
+        if self.ready or self.framer.pending() or len(idle) >= MAX_IDLE:
             self.close()
         else:
             idle.append(self)

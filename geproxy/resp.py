@@ -1,9 +1,6 @@
-"""RESP building blocks: encoders for the replies the proxy makes itself, and a
-boundary finder for the replies it forwards.
+"""RESP building blocks: encoders for the replies the proxy makes itself.
 
-Backend replies are forwarded byte for byte, so the only parsing they get is
-`reply_end`: where does the reply that starts here end?  That keeps RESP3 types
-(maps, sets, doubles, pushes, attributes) intact without the proxy knowing them.
+Backend replies are forwarded byte for byte; framer.py finds where each ends.
 """
 
 CRLF = b"\r\n"
@@ -81,52 +78,3 @@ def command(*args):
             a = b"%d" % a
         out.append(b"$%d\r\n%s\r\n" % (len(a), a))
     return b"".join(out)
-
-
-# Reply type bytes, by how their length word is read.
-_BULKS = frozenset(b"$=!")        # length-prefixed payload
-_AGGREGATES = frozenset(b"*~>")    # N replies follow
-_PAIRS = frozenset(b"%")           # 2N replies follow
-_ATTRIBUTE = ord("|")              # 2N replies, then the reply they annotate
-
-
-def reply_end(buf, pos=0):
-    """Index just past the complete reply starting at `pos`, or -1 if `buf`
-    does not hold all of it yet.  Raises ProtocolError on bytes that are not RESP."""
-    size = len(buf)
-    todo = 1
-    while todo:
-        if pos >= size:
-            return -1
-        eol = buf.find(CRLF, pos)
-        if eol < 0:
-            return -1
-        kind = buf[pos]
-        if kind in _BULKS:
-            n = _length(buf, pos, eol)
-            pos = eol + 2 + (n + 2 if n >= 0 else 0)
-            if pos > size:
-                return -1
-            todo -= 1
-        elif kind in _AGGREGATES:
-            todo += _length(buf, pos, eol) - 1 if buf[pos + 1] != 45 else -1
-            pos = eol + 2
-        elif kind in _PAIRS:
-            todo += 2 * _length(buf, pos, eol) - 1 if buf[pos + 1] != 45 else -1
-            pos = eol + 2
-        elif kind == _ATTRIBUTE:
-            todo += 2 * _length(buf, pos, eol)
-            pos = eol + 2
-        elif kind in b"+-:_,#(":
-            pos = eol + 2
-            todo -= 1
-        else:
-            raise ProtocolError("unexpected reply type byte %r" % chr(kind))
-    return pos
-
-
-def _length(buf, pos, eol):
-    try:
-        return int(buf[pos + 1:eol])
-    except ValueError:
-        raise ProtocolError("bad length %r" % bytes(buf[pos + 1:eol])) from None

@@ -1,9 +1,10 @@
-"""Pure parts: hash slots, the request parser, the reply boundary finder."""
+"""Pure parts: hash slots, the request parser, the reply framer's boundaries (test_framing.py has the rest)."""
 
 import pytest
 
 from geproxy.reqparser import MAX_BULK, RequestParser, split_inline
-from geproxy.resp import ProtocolError, command, reply_end
+from geproxy.framer import Framer
+from geproxy.resp import ProtocolError, command
 from geproxy.slots import key_slot
 
 
@@ -111,19 +112,9 @@ def test_endless_inline_line_is_refused():
     b"(123\r\n", b"=7\r\ntxt:abc\r\n", b">2\r\n+message\r\n+x\r\n", b"|1\r\n+k\r\n+v\r\n:7\r\n",
     b"!3\r\nerr\r\n", b"$4\r\na\r\nb\r\n",
 ])
-def test_reply_end_finds_exact_boundaries(reply):
-    assert reply_end(reply) == len(reply)
-    assert reply_end(reply + b"+NEXT\r\n") == len(reply)
+def test_framer_finds_exact_boundaries(reply):
+    assert Framer().feed(reply + b"+NEXT\r\n") == [reply, b"+NEXT\r\n"]
     for cut in range(len(reply)):
-        assert reply_end(reply[:cut]) == -1
-
-
-def test_reply_end_at_offset():
-    buf = b"+OK\r\n$2\r\nhi\r\n:1\r\n"
-    assert reply_end(buf, 5) == 13
-    assert reply_end(buf, 13) == len(buf)
-
-
-def test_reply_end_rejects_garbage():
-    with pytest.raises(ProtocolError):
-        reply_end(b"?what\r\n")
+        framer = Framer()
+        assert framer.feed(reply[:cut]) == []
+        assert framer.feed(reply[cut:]) == [reply]
