@@ -36,11 +36,12 @@ def same_reply(replies):
 
 
 def any_ok(replies):
-    """SCRIPT KILL and friends: fine if it worked anywhere."""
+    """SCRIPT KILL and friends: fine if it worked anywhere; else the most telling
+    error (UNKILLABLE over NOTBUSY)."""
     for r in replies:
         if r[:1] != b"-":
             return r
-    return replies[0]
+    return next((r for r in replies if not r.startswith(b"-NOTBUSY")), replies[0])
 
 
 def concat(replies):

@@ -26,6 +26,8 @@ log = logging.getLogger("geproxy.link")
 
 IDLE, CONNECTING, READY = range(3)
 READ_SIZE = 65536
+BUSY_AFTER = 1.0    # seconds a script may hold a connection before new requests go around it
+SCRIPTS = frozenset((b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"))
 EAGER_READ = 4096   # a read this big says more is coming: try the next read before waiting
 _ERRORS = (BackendError, OSError, ProtocolError, socket.timeout, ValueError)
 
@@ -42,6 +44,7 @@ class NodeLink:
         self.writing = False       # a greenlet is finishing a partial write
         self.scheduled = False
         self.progress = 0.0        # when the link last sent to an idle node or heard from it
+        self.aside = {}            # socket -> reader: connections left to a long script (see _set_aside)
         self._loop = gevent.get_hub().loop
 
     def send(self, req):
@@ -54,6 +57,9 @@ class NodeLink:
     def close(self):
         if self.state != IDLE:
             self._fail("link closed")
+        for sock, reader in list(self.aside.items()):
+            reader.kill(block=False)
+            self._close_aside(sock)
 
     # -- writing: from a hub callback, never blocking the hub --
 
@@ -65,6 +71,9 @@ class NodeLink:
                 gevent.spawn(self._connect)
             return
         if self.state != READY or self.writing or not self.queue:
+            return
+        if self.inflight and time.monotonic() - self.progress > BUSY_AFTER and _is_script(self.inflight[0]):
+            self._set_aside()
             return
         batch, self.queue = self.queue, []
         if not self.inflight:
@@ -116,24 +125,47 @@ class NodeLink:
         server.connections += 1
         self.sock = sock
         self.state = READY
-        self.reader = gevent.spawn(self._read_guarded, sock)
+        self.reader = gevent.spawn(self._read_guarded, sock, self.inflight)
         self._flush()
 
     # -- reading: cut replies, complete requests in order --
 
-    def _read_guarded(self, sock):
+    def _set_aside(self):
+        """The request at the head is a script that has run for BUSY_AFTER: leave
+        this connection to the requests already written on it (they follow the
+        script, as on any Redis connection) and send new ones on a fresh
+        connection, where Redis answers them, or -BUSY, as it would any client.
+        SCRIPT KILL never queues here: it goes on connections of its own."""
+        log.info("%s: a script has run for over %gs; new requests go on a new connection",
+                 self.server.addr, BUSY_AFTER)
+        self.aside[self.sock] = self.reader
+        self.sock = self.reader = None
+        self.inflight = deque()
+        self.state = IDLE
+        self._flush()
+
+    def _close_aside(self, sock):
+        if self.aside.pop(sock, None) is not None:
+            sock.close()
+            self.server.connections -= 1
+
+    def _read_guarded(self, sock, inflight):
         try:
-            self._read(sock)
+            self._read(sock, inflight)
         except _ERRORS as e:
             if self.sock is sock:
                 self._fail(str(e) or e.__class__.__name__)
+            elif sock in self.aside:
+                self._close_aside(sock)
+                _answer_all(list(inflight), "ERR geproxy: server %s failed: %s" % (self.server.addr, e))
+                inflight.clear()
 
-    def _read(self, sock):
+    def _read(self, sock, inflight):
         server = self.server
-        inflight = self.inflight
         feed = Framer().feed
         recv, wait_readable, readable = sock._sock.recv, sock._wait, sock._read_event
         eager = False               # under a stream of replies, read before waiting
+        last = time.monotonic()
         while True:
             try:
                 if not eager:
@@ -144,14 +176,15 @@ class NodeLink:
                 continue
             except socket.timeout:
                 # ServerTimeout: no progress for that long while requests are in flight
-                if inflight and time.monotonic() - self.progress >= self.server.cfg.ServerTimeout:
+                since = self.progress if self.sock is sock else last
+                if inflight and time.monotonic() - since >= self.server.cfg.ServerTimeout:
                     raise BackendError("no reply within ServerTimeout") from None
                 continue
             if not data:
                 raise BackendError("connection closed by server")
             eager = len(data) >= EAGER_READ
             server.recv_bytes += len(data)
-            self.progress = time.monotonic()
+            self.progress = last = time.monotonic()
             if len(data) == READ_SIZE:
                 gevent.sleep(0)  # more is waiting: let sessions flush and others run first
             replies = feed(data)
@@ -177,6 +210,9 @@ class NodeLink:
                     req.owner.request_done()
             server.responses += len(replies)
             server.failures = 0
+            if not inflight and sock in self.aside:  # a set-aside connection has done its part
+                self._close_aside(sock)
+                return
 
     def _fail(self, why):
         """The connection is gone: every request on it gets an error, the server
@@ -196,6 +232,20 @@ class NodeLink:
         if lost:
             log.warning("link to %s failed: %s", server.addr, why)
             server.note_failure()
-        reply = error("ERR geproxy: server %s failed: %s" % (server.addr, why))
-        for req in lost:
-            req.done(reply)
+        _answer_all(lost, "ERR geproxy: server %s failed: %s" % (server.addr, why))
+
+
+def _answer_all(requests, why):
+    reply = error(why)
+    for req in requests:
+        req.done(reply)
+
+
+def _is_script(req):
+    """Is this request EVAL*/FCALL*?  (Only asked of a request that is taking long.)"""
+    raw = req.raw
+    if raw[:1] != b"*":
+        return False
+    head = raw.find(b"\r\n")
+    eol = raw.find(b"\r\n", head + 2)
+    return raw[eol + 2:raw.find(b"\r\n", eol + 2)].lower() in SCRIPTS
