@@ -10,7 +10,8 @@ import socket
 import hiredis
 from gevent import socket as gsocket
 
-from .resp import command
+from .framer import Framer
+from .resp import ProtocolError, command, decode
 
 
 class BackendError(Exception):
@@ -50,20 +51,24 @@ def handshake_commands(proto, user, password, readonly=False):
     return cmds
 
 
-def read_replies(sock, reader, count, what):
-    """Read `count` parsed replies; an error reply raises BackendError."""
+def read_replies(sock, count, what):
+    """Read the replies to `count` commands, cut by the framer and decoded by
+    hiredis; an error reply raises BackendError."""
+    framer = Framer()
+    raws = []
+    while len(raws) < count:
+        try:
+            data = sock.recv(65536)
+        except (OSError, socket.timeout) as e:
+            raise BackendError("%s: %s" % (what, e)) from None
+        if not data:
+            raise BackendError("%s: connection closed" % what)
+        raws.extend(framer.feed(data))
+    if len(raws) > count or framer.pending():
+        raise BackendError("%s: more replies than commands" % what)
     replies = []
-    while len(replies) < count:
-        reply = reader.gets()
-        if reply is False:
-            try:
-                data = sock.recv(65536)
-            except (OSError, socket.timeout) as e:
-                raise BackendError("%s: %s" % (what, e)) from None
-            if not data:
-                raise BackendError("%s: connection closed" % what)
-            reader.feed(data)
-            continue
+    for raw in raws:
+        reply = decode(raw)
         if isinstance(reply, hiredis.ReplyError):
             raise BackendError("%s: %s" % (what, reply))
         replies.append(reply)
@@ -76,12 +81,11 @@ class Connection:
     def __init__(self, host, port, timeout=2.0, user="", password=""):
         self.addr = "%s:%d" % (host, port)
         self.sock = dial(host, port, timeout)
-        self.reader = hiredis.Reader()
         try:
             cmds = handshake_commands(2, user, password)
             if cmds:
                 self.sock.sendall(b"".join(cmds))
-                read_replies(self.sock, self.reader, len(cmds), "%s: handshake" % self.addr)
+                read_replies(self.sock, len(cmds), "%s: handshake" % self.addr)
         except BaseException:
             self.close()
             raise
@@ -91,7 +95,10 @@ class Connection:
             self.sock.sendall(command(*args))
         except OSError as e:
             raise BackendError("%s: %s" % (self.addr, e)) from None
-        return read_replies(self.sock, self.reader, 1, self.addr)[0]
+        try:
+            return read_replies(self.sock, 1, self.addr)[0]
+        except ProtocolError as e:
+            raise BackendError("%s: %s" % (self.addr, e)) from None
 
     def close(self):
         try:

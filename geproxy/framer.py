@@ -65,48 +65,51 @@ class Framer:
         size = len(buf)
         pos = cur = 0    # cur: where the unfinished reply's unparked bytes begin
         find = buf.find
-        while pos < size:
-            if not todo:
-                todo = 1
-                cur = pos
-            kind = buf[pos]
-            eol = find(b"\r\n", pos)
-            if eol < 0:
-                break
-            if kind in _BULK:
-                n = _length(buf, pos, eol)
-                end = eol + n + 4 if n >= 0 else eol + 2
-                todo -= 1
-                if end > size:  # the payload is still coming: skip it by its length
-                    parts.append(buf[cur:] if cur else buf)
-                    self.skip = end - size
-                    self.todo = todo
-                    self.tail = b""
-                    return out
-                pos = end
-            elif kind in _LINE:
-                pos = eol + 2
-                todo -= 1
-            elif kind in _ARRAY:
-                n = _length(buf, pos, eol)
-                todo += n - 1 if n > 0 else -1
-                pos = eol + 2
-            elif kind == _MAP:
-                n = _length(buf, pos, eol)
-                todo += 2 * n - 1 if n > 0 else -1
-                pos = eol + 2
-            elif kind == _ATTR:
-                todo += 2 * _length(buf, pos, eol)
-                pos = eol + 2
-            else:
-                raise ProtocolError("unexpected reply type byte %r" % chr(kind))
-            if not todo:
-                if parts:
-                    parts.append(buf[cur:pos])
-                    out.append(b"".join(parts))
-                    parts.clear()
+        try:
+            while pos < size:
+                if not todo:
+                    todo = 1
+                    cur = pos
+                kind = buf[pos]
+                eol = find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                if kind in _BULK:
+                    n = int(buf[pos + 1:eol])
+                    end = eol + n + 4 if n >= 0 else eol + 2
+                    todo -= 1
+                    if end > size:  # the payload is still coming: skip it by its length
+                        parts.append(buf[cur:] if cur else buf)
+                        self.skip = end - size
+                        self.todo = todo
+                        self.tail = b""
+                        return out
+                    pos = end
+                elif kind in _LINE:
+                    pos = eol + 2
+                    todo -= 1
+                elif kind in _ARRAY:
+                    n = int(buf[pos + 1:eol])
+                    todo += n - 1 if n > 0 else -1
+                    pos = eol + 2
+                elif kind == _MAP:
+                    n = int(buf[pos + 1:eol])
+                    todo += 2 * n - 1 if n > 0 else -1
+                    pos = eol + 2
+                elif kind == _ATTR:
+                    todo += 2 * int(buf[pos + 1:eol])
+                    pos = eol + 2
                 else:
-                    out.append(buf if pos == size and not cur else buf[cur:pos])
+                    raise ProtocolError("unexpected reply type byte %r" % chr(kind))
+                if not todo:
+                    if parts:
+                        parts.append(buf[cur:pos])
+                        out.append(b"".join(parts))
+                        parts.clear()
+                    else:
+                        out.append(buf if pos == size and not cur else buf[cur:pos])
+        except ValueError:
+            raise ProtocolError("bad length %r" % bytes(buf[pos + 1:eol][:40])) from None
         # Out of bytes in the middle of an element header or line.
         if todo:
             if pos > cur:  # park the finished elements of this reply
@@ -116,13 +119,6 @@ class Framer:
             self.tail = b""
         self.todo = todo
         return out
-
-
-def _length(buf, pos, eol):
-    try:
-        return int(buf[pos + 1:eol])
-    except ValueError:
-        raise ProtocolError("bad length %r" % bytes(buf[pos + 1:eol][:40])) from None
 
 
 def split(data, pos=0):

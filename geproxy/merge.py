@@ -3,10 +3,8 @@
 Replies stay raw bytes where they can (MGET's values, KEYS' names are passed
 through element by element); only counts and cursors are decoded."""
 
-import hiredis
-
 from .framer import elements
-from .resp import OK, array, bulk, integer, mapping
+from .resp import OK, array, bulk, decode, integer, mapping
 
 
 def first_error(replies):
@@ -14,12 +12,6 @@ def first_error(replies):
         if r[:1] == b"-":
             return r
     return None
-
-
-def parse(reply):
-    r = hiredis.Reader()
-    r.feed(reply)
-    return r.gets()
 
 
 def sum_integers(replies):
@@ -111,7 +103,7 @@ def scan_cursor(node_index, masters, shift):
         if r[:1] == b"-":
             return r
         cursor_raw, keys = elements(r)
-        cursor = int(parse(cursor_raw))
+        cursor = int(decode(cursor_raw))
         if cursor:
             combined = (cursor << shift) | node_index
         elif node_index + 1 < masters:
@@ -131,7 +123,7 @@ def without_secrets(proto):
         r = replies[0]
         if r[:1] == b"-":
             return r
-        value = parse(r)
+        value = decode(r)
         pairs = value.items() if isinstance(value, dict) else zip(value[::2], value[1::2])
         kept = [(bulk(k), bulk(v)) for k, v in pairs
                 if not any(word in k.decode("utf-8", "replace").lower() for word in SECRET)]

@@ -15,11 +15,10 @@ import time
 from collections import deque
 
 import gevent
-import hiredis
 
 from .connection import BackendError, dial, handshake_commands, read_replies
-from .request import REDIRECTS
 from .framer import Framer
+from .request import REDIRECTS
 from .resp import ProtocolError, error
 
 log = logging.getLogger("geproxy.link")
@@ -114,7 +113,7 @@ class NodeLink:
             if cmds:
                 try:
                     sock.sendall(b"".join(cmds))
-                    read_replies(sock, hiredis.Reader(), len(cmds), "%s: handshake" % server.addr)
+                    read_replies(sock, len(cmds), "%s: handshake" % server.addr)
                 except BaseException:
                     sock.close()
                     raise

@@ -10,8 +10,6 @@ a timeout) is closed instead.
 import socket
 from collections import deque
 
-import hiredis
-
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
 from .resp import ProtocolError
@@ -32,7 +30,7 @@ class PrivateConn:
             cmds = handshake_commands(proto, cfg.User, cfg.Password)
             if cmds:
                 self.sock.sendall(b"".join(cmds))
-                read_replies(self.sock, hiredis.Reader(), len(cmds), "%s: handshake" % server.addr)
+                read_replies(self.sock, len(cmds), "%s: handshake" % server.addr)
         except BaseException:
             self.sock.close()
             raise

@@ -3,6 +3,8 @@
 Backend replies are forwarded byte for byte; framer.py finds where each ends.
 """
 
+import hiredis
+
 CRLF = b"\r\n"
 OK = b"+OK\r\n"
 PONG = b"+PONG\r\n"
@@ -78,3 +80,10 @@ def command(*args):
             a = b"%d" % a
         out.append(b"$%d\r\n%s\r\n" % (len(a), a))
     return b"".join(out)
+
+
+def decode(raw):
+    """One whole reply as Python values (hiredis), for the few the proxy reads itself."""
+    reader = hiredis.Reader()
+    reader.feed(raw)
+    return reader.gets()

@@ -14,7 +14,7 @@ import gevent
 
 from . import authority, blocking, fanout, localcmds, merge, multikey, pubsub
 from .request import ASKING, DISCARD, Gather, Request
-from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, error, server_failed
+from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, decode, error, server_failed
 from .slots import key_slot
 from .transaction import Transaction
 
@@ -291,7 +291,7 @@ class Router:
     def reload_script(self, req):
         """EVALSHA met a node without the script: when we saw its SCRIPT LOAD,
         load it on every master (ahead of the retry on each link), then retry."""
-        args = merge.parse(req.raw)
+        args = decode(req.raw)
         if req.redirects >= MAX_REDIRECTS or args[0].lower() not in (b"evalsha", b"evalsha_ro"):
             return False
         body = self.scripts.get(args[1])
