@@ -1,6 +1,8 @@
 """Benchmark: redis-benchmark straight at a local cluster vs through geproxy
-(WorkerProcesses 1 and 2), repeated in alternating order, medians and ratios;
-then the proxy's memory with 1,000 idle clients.  Run through scripts/bench.sh."""
+(WorkerProcesses 1 and 2) and, given PREDIXY=/path/to/predixy, through predixy
+(WorkerThreads 1 and 2), repeated in alternating order: medians of rates and of
+p50/p99 latencies, and ratios; then memory with 1,000 idle clients.
+Run through scripts/bench.sh."""
 
 import argparse
 import os
@@ -20,18 +22,47 @@ from geproxy.devcluster import DevCluster, command, free_ports, parse_ports  # n
 from geproxy.serverpool import parse_cluster_nodes  # noqa: E402
 from geproxy.slots import key_slot  # noqa: E402
 
-TESTS = [("set,get", 1), ("set,get", 16), ("mget", 1), ("mget", 16)]
-# redis-benchmark has no MGET test: a custom command.  Direct, the keys share a slot ({t})
-# and go to the master owning it (redis-benchmark --cluster cannot route custom commands);
-# through geproxy they are spread over all slots (split per slot and merged).
-MGET_ONE_SLOT = ["MGET"] + ["{t}key:__rand_int__"] * 10
-MGET_ANY_SLOT = ["MGET"] + ["key:__rand_int__"] * 10
+TESTS = [("set,get", 1), ("set,get", 16), ("mget", 1), ("mget", 16), ("mset", 1), ("mset", 16),
+         ("del", 1), ("del", 16)]
+# Multi-key tests are custom commands of 10 keys.  Direct, the keys share a slot ({t}) and go
+# to the master owning it (redis-benchmark --cluster cannot route custom commands); through a
+# proxy they are spread over all slots (split per slot and merged): the same work for both proxies.
+MULTI = {"mget": ["MGET"], "mset": ["MSET"], "del": ["DEL"]}
+MULTI_VALUE = {"mset": ["v"]}
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_predixy(tmp, name, binary, servers, threads):
+    """predixy from PREDIXY (built from its public repository; nothing of it is in this repo)."""
+    port = free_port()
+    conf = os.path.join(tmp, "%s.conf" % name)
+    with open(conf, "w") as f:
+        f.write("Name %s\nBind 127.0.0.1:%d\nWorkerThreads %d\nLog %s\n"
+                "ClusterServerPool {\n    MasterReadPriority 100\n    Servers {\n%s    }\n}\n" % (
+                    name, port, threads, os.path.join(tmp, "%s.log" % name),
+                    "".join("        + %s\n" % s for s in servers)))
+    proc = subprocess.Popen([binary, conf], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    return proc, wait_ready(proc, port, name)
+
+
+def wait_ready(proc, port, name):
+    deadline = time.time() + 15
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"*3\r\n$3\r\nSET\r\n$5\r\nbench\r\n$1\r\n1\r\n")
+                if s.recv(16) == b"+OK\r\n":  # topology known, not just listening
+                    return port
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("%s did not start" % name)
 
 
 def start_proxy(tmp, name, servers, workers):
@@ -45,29 +76,26 @@ def start_proxy(tmp, name, servers, workers):
     proc = subprocess.Popen([sys.executable, "-m", "geproxy", "-c", conf], stdout=log,
                             cwd=os.environ.get("GEPROXY_BENCH_PROXY_ROOT", ROOT),
                             stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16) == b"+PONG\r\n":
-                    return proc, port
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("geproxy %s did not start; see %s" % (name, log.name))
+    return proc, wait_ready(proc, port, "geproxy %s (see %s)" % (name, log.name))
 
 
 def redis_benchmark(args, tests, pipeline, n, direct):
-    cmd = ["redis-benchmark", "-q", "-c", "50", "-n", str(n), "-r", "100000", "-P", str(pipeline)] + args
-    if tests == "mget":
-        cmd += MGET_ONE_SLOT if direct else MGET_ANY_SLOT
+    """{test: (requests/s, p50 ms, p99 ms)}"""
+    cmd = ["redis-benchmark", "--csv", "-c", "50", "-n", str(n), "-r", "100000", "-P", str(pipeline)] + args
+    if tests in MULTI:
+        key = ["{t}key:__rand_int__" if direct else "key:__rand_int__"] + MULTI_VALUE.get(tests, [])
+        cmd += MULTI[tests] + key * 10
     else:
         cmd += ["-t", tests]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout.replace("\r", "\n")
-    found = re.findall(r"^(\w+)\b.*: ([0-9.]+) requests per second", out, re.M)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",...
+    found = {}
+    for row in re.findall(r'^"([^"]+)","([0-9.]+)","[0-9.]+","[0-9.]+","([0-9.]+)","[0-9.]+","([0-9.]+)"', out, re.M):
+        name = tests.upper() if tests in MULTI else row[0]
+        found[name] = tuple(float(x) for x in row[1:])
     if not found:
         raise SystemExit("redis-benchmark %s printed no result:\n%s" % (" ".join(cmd), out[-500:]))
-    return {test: float(rps) for test, rps in found}
+    return found
 
 
 def tree_rss(pid):
@@ -102,14 +130,40 @@ def idle_clients_rss(port, pid, count=1000):
             s.close()
 
 
+def report(results, names):
+    """One row per test: each target's median rate (p50/p99 ms), ratios to direct and to predixy."""
+    def med(by, name, i):
+        return statistics.median(v[i] for v in by[name])
+    cols = ["direct"] + names
+    print("\n| test | P | " + " | ".join("%s rps (p50/p99 ms)" % c for c in cols) + " | ratios |")
+    print("| --- | --- | " + " | ".join("---" for _ in cols) + " | --- |")
+    for (test, p), by in results.items():
+        cells = ["%.0f (%.2f/%.2f)" % tuple(med(by, c, i) for i in range(3)) for c in cols]
+        d = med(by, "direct", 0)
+        ratios = []
+        for c in names:
+            if c.startswith("geproxy"):
+                ratios.append("%s/direct %.2f" % (c, med(by, c, 0) / d))
+                twin = c.replace("geproxy", "predixy")
+                if twin in by:
+                    ratios.append("%s/%s %.2f (p99 x%.1f)" % (c, twin, med(by, c, 0) / med(by, twin, 0),
+                                                             med(by, c, 2) / max(med(by, twin, 2), 0.001)))
+        label = test + (" 10 keys (direct: one slot; proxies: all slots)" if test in ("MGET", "MSET", "DEL") else "")
+        print("| %s | %d | %s | %s |" % (label, p, " | ".join(cells), "; ".join(ratios)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=int(os.environ.get("N", 200000)))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
     ap.add_argument("--ports", default=os.environ.get("GEPROXY_BENCH_PORTS"))
-    ap.add_argument("--no-mget", action="store_true", help="SET/GET only")
-    ap.add_argument("--no-workers", action="store_true", help="skip geproxy with 2 worker processes")
+    ap.add_argument("--predixy", default=os.environ.get("PREDIXY"), help="a predixy binary to compare with")
+    ap.add_argument("--tests", default=os.environ.get("TESTS", "set,get,mget,mset,del"),
+                    help="which of set,get,mget,mset,del (default all)")
+    ap.add_argument("--no-workers", action="store_true", help="skip the two-worker runs")
     opts = ap.parse_args()
+    wanted = set(opts.tests.split(","))
+    tests = [(t, p) for t, p in TESTS if set(t.split(",")) & wanted]
     tmp = tempfile.mkdtemp(prefix="geproxy-bench-")
     cluster = DevCluster(ports=parse_ports(opts.ports) if opts.ports else free_ports(6),
                          base_dir=os.path.join(tmp, "cluster"))
@@ -117,35 +171,35 @@ def main():
     try:
         cluster.start()
         proxies = {}
-        for name, workers in (("geproxy-1", 1),) + (() if opts.no_workers else (("geproxy-2", 2),)):
-            proc, port = start_proxy(tmp, name, cluster.addrs, workers)
+        for workers in (1,) if opts.no_workers else (1, 2):
+            proc, port = start_proxy(tmp, "geproxy-%d" % workers, cluster.addrs, workers)
             procs.append(proc)
-            proxies[name] = (proc, port)
+            proxies["geproxy-%d" % workers] = (proc, port)
+            if opts.predixy:
+                proc, port = start_predixy(tmp, "predixy-%d" % workers, opts.predixy, cluster.addrs, workers)
+                procs.append(proc)
+                proxies["predixy-%d" % workers] = (proc, port)
         targets = {"direct": ["--cluster", "-p", str(cluster.ports[0])]}
         nodes = parse_cluster_nodes(command("127.0.0.1", cluster.ports[0], "CLUSTER", "NODES"))
         slot = key_slot(b"t")
         owner = [n.addr for n in nodes if any(a <= slot <= b for a, b in n.slots)][0]
-        mget_direct = ["-p", owner.rsplit(":", 1)[1]]
+        multi_direct = ["-p", owner.rsplit(":", 1)[1]]
         targets.update({name: ["-p", str(port)] for name, (_, port) in proxies.items()})
         results = {}
         order = list(targets)
         print("N=%d rounds=%d, cluster %s" % (opts.n, opts.rounds, " ".join(cluster.addrs)), flush=True)
         for rnd in range(opts.rounds):
             order = order[1:] + order[:1]           # alternate who goes first
-            for tests, p in [t for t in TESTS if not (opts.no_mget and t[0] == "mget")]:
-                n = opts.n if tests != "mget" else opts.n // 4
+            for test_names, p in tests:
+                n = opts.n if test_names not in MULTI else opts.n // 4
                 for target in order:
-                    args = mget_direct if tests == "mget" and target == "direct" else targets[target]
-                    for test, rps in redis_benchmark(args, tests, p, n, target == "direct").items():
-                        results.setdefault((test, p), {}).setdefault(target, []).append(rps)
+                    direct = target == "direct"
+                    args = multi_direct if test_names in MULTI and direct else targets[target]
+                    for test, row in redis_benchmark(args, test_names, p, n, direct).items():
+                        if test.lower() in wanted:
+                            results.setdefault((test, p), {}).setdefault(target, []).append(row)
             print("round %d/%d done" % (rnd + 1, opts.rounds), flush=True)
-        print("\n| test | P | direct rps | geproxy x1 rps | ratio x1 | geproxy x2 rps | ratio x2 |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for (test, p), by in results.items():
-            d = statistics.median(by["direct"])
-            g1, g2 = statistics.median(by["geproxy-1"]), statistics.median(by.get("geproxy-2", [0]))
-            label = test + (" 10 keys (direct: one slot; geproxy: all slots)" if test == "MGET" else "")
-            print("| %s | %d | %.0f | %.0f | %.2f | %.0f | %.2f |" % (label, p, d, g1, g1 / d, g2, g2 / d))
+        report(results, list(proxies))
         for name, (proc, port) in proxies.items():
             print("\n%s RSS: %d KiB at rest after the runs, %d KiB with 1,000 idle clients" % (
                 name, tree_rss(proc.pid), idle_clients_rss(port, proc.pid)))

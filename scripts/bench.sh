@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Throughput of redis-benchmark straight at a local cluster vs through geproxy (1 and 2 worker
-# processes), as medians and ratios, plus RSS with 1,000 idle clients.
-# Env: N=200000 requests per run (MGET: N/4), ROUNDS=3, GEPROXY_BENCH_PORTS (cluster ports; default free).
+# Throughput and latency of redis-benchmark straight at a local cluster vs through geproxy (1 and 2 worker
+# processes) and predixy when given, as medians and ratios, plus RSS with 1,000 idle clients.
+# Env: N=200000 requests per run (multi-key: N/4), ROUNDS=3, GEPROXY_BENCH_PORTS (cluster ports;
+# default free), PREDIXY=/path/to/predixy to compare with predixy, TESTS=set,get,mget,mset,del.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/_install.sh
