@@ -128,12 +128,16 @@ class Router:
             return reply
         if kind == "key" or kind == "multikey" or kind == "blocking":
             keys = cmd.keys(args)
-            slot = key_slot(keys[0]) if keys else None
-            for k in keys[1:]:
-                if key_slot(k) != slot:
-                    if kind == "multikey":
-                        return self.split(session, cmd, args)
-                    return CROSSSLOT
+            if kind == "multikey":
+                slots = [key_slot(k) for k in keys]
+                slot = slots[0]
+                if slots.count(slot) != len(slots):
+                    return self.split(session, cmd, args, slots)
+            else:
+                slot = key_slot(keys[0]) if keys else None
+                for k in keys[1:]:
+                    if key_slot(k) != slot:
+                        return CROSSSLOT
             if cmd.name == "wait":
                 return blocking.wait_replicas(self, session, raw)
             if cmd.blocks(args):
@@ -213,11 +217,11 @@ class Router:
         session.update_mode()
         return reply
 
-    def split(self, session, cmd, args):
+    def split(self, session, cmd, args, slots):
         step = multikey.SPLIT[cmd.name][0]
         if (len(args) - 1) % step:
             return wrong_arity(cmd.name)
-        return multikey.dispatch(self, session, cmd, args)
+        return multikey.dispatch(self, session, cmd, args, slots)
 
     def server_for(self, slot, readonly=False):
         """The master owning `slot`, or for a read the member its read group picks."""

@@ -123,15 +123,30 @@ def test_one_slot_stays_one_command(r, cluster):
     assert r.mget(tagged) == [b"1"] * 10
     after = {p: calls(cluster, p, "mget") for p in masters}
     assert {p: after[p] - before[p] for p in masters} == {p: int(p == home) for p in masters}
-    # three slots, one per master: one MGET per master, each with its own keys
+    # three slots, one per master: one command per master, each with its own key
+    # (a slot with one key gets the one-key form: GET, SET)
     keys = spread(cluster, "mk:one3", 1)
     r.mset({k: 2 for k in keys})
-    before = {p: calls(cluster, p, "mget") for p in masters}
-    mset_before = {p: calls(cluster, p, "mset") for p in masters}
+
+    def reads(p):
+        return calls(cluster, p, "mget") + calls(cluster, p, "get")
+
+    def writes(p):
+        return calls(cluster, p, "mset") + calls(cluster, p, "set")
+    before = {p: reads(p) for p in masters}
+    mset_before = {p: writes(p) for p in masters}
     assert r.mget(keys) == [b"2"] * 3
     assert r.mset({k: 3 for k in keys})
-    assert {p: calls(cluster, p, "mget") - before[p] for p in masters} == {p: 1 for p in masters}
-    assert {p: calls(cluster, p, "mset") - mset_before[p] for p in masters} == {p: 1 for p in masters}
+    assert {p: reads(p) - before[p] for p in masters} == {p: 1 for p in masters}
+    assert {p: writes(p) - mset_before[p] for p in masters} == {p: 1 for p in masters}
+    # two keys in one slot and one elsewhere: the slot's keys stay one MGET
+    pair = ["{mk:two}a", "{mk:two}b"]
+    r.mset({pair[0]: "x", pair[1]: "y"})
+    home = owner_of(cluster, pair[0])
+    other = [k for k in keys if owner_of(cluster, k) != home][0]
+    before = calls(cluster, home, "mget")
+    assert r.mget([pair[0], other, pair[1]]) == [b"x", b"3", b"y"]
+    assert calls(cluster, home, "mget") == before + 1
 
 
 def test_client_pipeline_of_mixed_commands_keeps_order(r, cluster):
@@ -195,3 +210,14 @@ def test_arity_errors_of_split_commands(r):
     for name in ("MGET", "DEL", "UNLINK", "EXISTS", "TOUCH", "MSET"):
         with pytest.raises(redis.ResponseError, match="wrong number of arguments for '%s'" % name.lower()):
             r.execute_command(name)
+
+
+def test_mget_across_slots_gives_nil_for_other_types(r, r3, cluster):
+    """A slot with one key is asked with GET, whose WRONGTYPE must become MGET's nil."""
+    keys = spread(cluster, "mk:type", 1)
+    r.delete(*keys)
+    r.set(keys[0], "s")
+    r.rpush(keys[1], "l")
+    for c in (r, r3):
+        assert c.mget(keys) == [b"s", None, None]
+    r.delete(*keys)
