@@ -36,10 +36,14 @@ def dispatch(router, session, cmd, args, slots):
     if len(set(slots)) == len(slots):
         head = ONE[cmd.name]
         g = Gather(session, how or values(session.proto))
-        for i, slot in enumerate(slots):
-            parts = args[1 + i * step:1 + (i + 1) * step]
-            raw = head + b"".join([b"$%d\r\n%s\r\n" % (len(a), a) for a in parts])
-            submit(slot, g.part(raw, slot), readonly)
+        part = g.part
+        if step == 1:
+            for slot, key in zip(slots, args[1:]):
+                submit(slot, part(head + b"$%d\r\n%s\r\n" % (len(key), key), slot), readonly)
+        else:
+            for slot, key, value in zip(slots, args[1::2], args[2::2]):
+                raw = head + b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value)
+                submit(slot, part(raw, slot), readonly)
         return g.close()
     groups = {}                 # slot -> [index of the key]
     for i, slot in enumerate(slots):
