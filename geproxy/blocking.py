@@ -68,14 +68,16 @@ def call(router, session, raw, slot, before=()):
 def wait_replicas(router, session, raw):
     """WAIT through a proxy: the client's writes went over shared links, so WAIT
     on its own connection would see none.  It runs on a private connection to
-    the master the client last wrote to, right after a tiny write of ours there
-    (a key of that slot that expires at once): replication is in order, so when
-    replicas have that write they have the client's too."""
+    the master the client last wrote to, right after a write of ours there that
+    no one can see (a key of that slot set and deleted in one transaction):
+    replication is in order, so when replicas have it they have the client's
+    writes too."""
     slot = session.last_write_slot
     if slot is None:
         return call(router, session, raw, None)
-    marker = command("SET", b"__geproxy:wait:{%s}" % slot_tag(slot), "1", "PX", "100")
-    return call(router, session, raw, slot, before=[marker])
+    key = b"__geproxy:wait:{%s}" % slot_tag(slot)
+    marker = [command("MULTI"), command("SET", key, "1"), command("DEL", key), command("EXEC")]
+    return call(router, session, raw, slot, before=marker)
 
 
 _TAGS = {}
