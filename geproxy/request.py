@@ -90,4 +90,5 @@ class Gather:
             except Exception:  # a reply of a shape we did not expect: this client's error only
                 log.exception("cannot merge %r", [p.reply[:60] for p in self.parts])
                 self.reply = error("ERR geproxy could not combine the nodes' replies (logged)")
+            self.parts = None  # parts point back at us: break the cycle, free by refcount, not by GC
             self.owner.request_done()
