@@ -4,9 +4,11 @@ every session.
 Sessions append requests; the first append of a loop turn schedules a flush
 that runs once the hub gets control, so every request queued in that turn,
 from any client, leaves in one write.  A reader greenlet cuts the reply stream
-at reply boundaries and hands each reply, unparsed, to the request at the head
-of the in-flight queue: Redis answers a connection in order, so FIFO is the
-whole bookkeeping.
+at reply boundaries (framer.py) and hands each reply, unparsed, to the request
+at the head of the in-flight queue: Redis answers a connection in order, so
+FIFO is the whole bookkeeping.  The one exception is a script that runs long:
+the link then leaves that connection to the requests already on it and opens
+another (see _set_aside).
 """
 
 import logging
@@ -25,9 +27,9 @@ log = logging.getLogger("geproxy.link")
 
 IDLE, CONNECTING, READY = range(3)
 READ_SIZE = 65536
+EAGER_READ = 4096   # a read this big says more is coming: try the next read before waiting
 BUSY_AFTER = 1.0    # seconds a script may hold a connection before new requests go around it
 SCRIPTS = frozenset((b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"))
-EAGER_READ = 4096   # a read this big says more is coming: try the next read before waiting
 _ERRORS = (BackendError, OSError, ProtocolError, socket.timeout, ValueError)
 
 
