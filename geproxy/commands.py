@@ -18,7 +18,7 @@ connection, and commands that must not pass through a proxy.
 #   blocking  needs a private connection for as long as it blocks
 #   txn       MULTI/EXEC family: a private connection pinned to one slot's node
 #   pubsub    subscriptions: a private connection per subscribed client
-#   publish   to the master of the channel's slot, so one channel's messages keep their order
+#   publish   to the pub/sub home master, where the subscribers are: its count is theirs
 NOT_HERE = "%s is not allowed through geproxy"
 
 OVERRIDES = {

@@ -1,5 +1,5 @@
 """Pub/sub for one client: SUBSCRIBE / PSUBSCRIBE on a private connection to
-any master (cluster pub/sub is broadcast, one node hears every channel), and
+the pub/sub home master, where PUBLISH goes too (serverpool.pubsub_home), and
 SSUBSCRIBE on a private connection to each shard channel's master.
 
 What the backends send (confirmations, messages; RESP2 arrays or RESP3
@@ -84,7 +84,7 @@ class PubSub:
             return self._none_left(args)
         if name == "ping":
             return self.answer_through(None, raw)
-        return self._send(GLOBAL, self.router.pool.any_master(), raw, name, names)
+        return self._send(GLOBAL, self.router.pool.pubsub_home(), raw, name, names)
 
     def answer_through(self, reply, ping=PING):
         """Answer in order with what a subscribed connection says next: a PING

@@ -150,7 +150,8 @@ class Router:
         if kind == "any":
             return self.send_any(session, raw, cmd.name)
         if kind == "publish":
-            return self.send(session, raw, key_slot(args[1]), cmd.name)
+            home = self.pool.pubsub_home()
+            return NOT_READY if home is None else self._send_to(session, raw, home, None, cmd.name)
         if kind == "fanout":
             return fanout.dispatch(self, session, cmd.name, args, raw)
         if kind == "txn":

@@ -89,6 +89,14 @@ class ClusterServerPool:
         masters = self.masters
         return random.choice(masters) if masters else None
 
+    def pubsub_home(self):
+        """Where every client's SUBSCRIBE/PSUBSCRIBE and every PUBLISH go: the same
+        master for all (the first by address, as every geproxy on this cluster
+        picks it), so PUBLISH counts all receivers, channels and patterns, as
+        one Redis would.  Cluster pub/sub is broadcast, so any master would hear."""
+        masters = self.masters
+        return min(masters, key=lambda s: s.addr) if masters else None
+
     # -- topology --
 
     def start(self):

@@ -22,6 +22,23 @@ geproxy_install() {
     geproxy_need_redis
 }
 
+# The Node client libraries tests/test_clients.py drives (ioredis, node-redis), into the git-ignored
+# tests/js/node_modules; skipped, in one line, where node or npm is missing.
+geproxy_need_node_clients() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "node/npm not found: skipping the Node client tests (ioredis, node-redis)" >&2
+        return 0
+    fi
+    local stamp
+    stamp="$(cksum < tests/js/package.json)"
+    [ "$(cat tests/js/node_modules/.geproxy-stamp 2>/dev/null)" = "$stamp" ] && return 0
+    if npm install --prefix tests/js --no-audit --no-fund --no-package-lock --silent >/dev/null 2>&1; then
+        echo "$stamp" > tests/js/node_modules/.geproxy-stamp
+    else
+        echo "npm install in tests/js failed: the Node client tests will be skipped" >&2
+    fi
+}
+
 # pip, quiet; also drops the warnings about configured local indexes that do not exist.
 _geproxy_pip() {
     .venv/bin/python -m pip install -q --disable-pip-version-check "$@" \

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/_install.sh
 geproxy_install test
+geproxy_need_node_clients
 [ $# -gt 0 ] || set -- tests/
 export PYTEST_TIMEOUT="${PYTEST_TIMEOUT:-300}"  # pytest-timeout: no test may hang CI
 exec .venv/bin/python -m pytest -q "$@"

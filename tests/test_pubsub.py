@@ -282,3 +282,27 @@ def test_last_unsubscribe_closes_the_backend_connection(make_proxy, raw):
     assert read(c, 1) == [[b"unsubscribe", b"ps:last", 0]]
     assert wait_for(lambda: backend_connections(p.port) == base, 3), backend_connections(p.port)
     r.close()
+
+
+def test_publish_counts_every_receiver_as_one_redis_would(proxy, r):
+    """Subscribers of channels in every master's slots, and a pattern: PUBLISH
+    returns how many clients got the message, whoever subscribed to what."""
+    import redis as redis_py
+    from conftest import HOST
+    chans = ["ps:count:%d" % i for i in range(30)]   # slots all over the cluster
+    subs = [redis_py.Redis(host=HOST, port=proxy.port, protocol=p).pubsub() for p in (2, 3)]
+    subs[0].subscribe(*chans)
+    subs[1].subscribe(*chans[::2])
+    subs[1].psubscribe("ps:count:*")
+    for s in subs:
+        while s.get_message(timeout=0.3):
+            pass
+    try:
+        for i, ch in enumerate(chans):
+            # the first subscriber, the second's channel (even ones), its pattern
+            assert r.publish(ch, "m") == 1 + (i % 2 == 0) + 1, ch
+        assert r.publish("ps:count:none-of-them", "m") == 1   # the pattern only
+        assert r.publish("ps:other", "m") == 0
+    finally:
+        for s in subs:
+            s.close()
