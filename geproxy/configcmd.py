@@ -1,14 +1,26 @@
-"""CONFIG GET / SET / RESETSTAT: the proxy's own settings, from the same
-declarations as the file (settings.py).  Only settings marked online can be
-SET; passwords are never shown."""
+"""CONFIG GET / SET / REWRITE / RESETSTAT, for the proxy's own settings (from
+the same declarations as the file, settings.py; only those marked online can
+be SET) and for Redis's, which go to the nodes: GET asks a master, SET,
+REWRITE and RESETSTAT go to every node, masters and replicas.
+
+A SET is all or nothing as far as Redis allows: the old values are read from
+every node first, and when one node refuses, the nodes already changed get
+their old values back.  Settings that would cut the proxy off its nodes are
+refused.  Passwords and the like are never shown."""
 
 from fnmatch import fnmatchcase
 
+from . import private
 from .config import ConfigError
-from .resp import OK, bulk, error, mapping
+from .resp import NOT_READY, OK, bulk, command, decode, error, mapping
 from .settings import BY_NAME
 
 HIDDEN = frozenset(("password", "user"))
+SECRET = ("pass", "auth", "user", "acl", "key")
+# Redis settings the proxy will not change: they would cut it off its nodes, or the nodes off each other.
+REFUSED = ("requirepass", "masterauth", "masteruser", "port", "tls-*", "bind", "bind-source-addr", "cluster-*",
+           "dir", "dbfilename", "appenddirname", "unixsocket*", "protected-mode", "aclfile", "logfile",
+           "replicaof", "slaveof", "replica-announce-*", "slave-announce-*", "enable-*-command")
 
 
 def show(value):
@@ -33,38 +45,109 @@ def _bytes(n):
 
 
 def handle(proxy, proto, args):
-    """The reply, or None when a backend should answer (CONFIG GET of Redis's own settings)."""
     sub = args[1].lower() if len(args) > 1 else b""
-    cfg = proxy.cfg
     if sub == b"get" and len(args) >= 3:
-        patterns = [a.decode("utf-8", "replace").lower() for a in args[2:]]
-        pairs = [(bulk(s.name), bulk(show(cfg.get(s.name)))) for key, s in BY_NAME.items()
-                 if key not in HIDDEN and any(fnmatchcase(key, p) for p in patterns)]
-        if not pairs:
-            return None  # not ours (e.g. redis-benchmark's CONFIG GET save): a master answers
-        return mapping(pairs, proto)
+        return get(proxy, proto, args)
     if sub == b"set" and len(args) >= 4 and len(args) % 2 == 0:
-        changes = []
-        for name, value in zip(args[2::2], args[3::2]):
-            name = name.decode("utf-8", "replace")
-            s = BY_NAME.get(name.lower())
-            if s is None:
-                return error("ERR Unknown option or number of arguments for CONFIG SET - '%s'" % name)
-            if not s.online:
-                return error("ERR CONFIG SET failed: '%s' can not be changed online" % s.name)
-            changes.append((s.name, value.decode("utf-8", "replace")))
-        try:
-            for name, value in changes:  # all valid, or none applied
-                proxy.cfg.parse(name, value)
-        except ConfigError as e:
-            return error("ERR CONFIG SET failed: %s" % e)
-        for name, value in changes:
-            proxy.set_config(name, value)
-        return OK
+        return set_(proxy, args)
     if sub == b"resetstat" and len(args) == 2:
-        proxy.reset_stats()
-        return OK
+        reply = _on_every_node(proxy, args)
+        proxy.reset_stats()  # after, so that asking the nodes is not counted
+        return reply
+    if sub == b"rewrite" and len(args) == 2:
+        return _on_every_node(proxy, args)
     if sub == b"help":
-        return b"*3\r\n" + bulk("CONFIG GET <pattern>") + bulk("CONFIG SET <name> <value> (online settings)") + \
-            bulk("CONFIG RESETSTAT")
+        return b"*4\r\n" + bulk("CONFIG GET <pattern> [<pattern> ...]") + \
+            bulk("CONFIG SET <name> <value> [<name> <value> ...] (the proxy's online settings, Redis's on every node)") + \
+            bulk("CONFIG RESETSTAT") + bulk("CONFIG REWRITE (every node)")
     return error("ERR unknown subcommand or wrong number of arguments for CONFIG. Try CONFIG HELP.")
+
+
+def get(proxy, proto, args):
+    """The proxy's settings that match, then Redis's (from a master) that the proxy does not own."""
+    cfg = proxy.cfg
+    patterns = [a.decode("utf-8", "replace").lower() for a in args[2:]]
+    pairs = [(bulk(s.name), bulk(show(cfg.get(s.name)))) for key, s in BY_NAME.items()
+             if key not in HIDDEN and any(fnmatchcase(key, p) for p in patterns)]
+    master = proxy.pool.any_master()
+    if master is None:
+        return mapping(pairs, proto) if pairs else NOT_READY
+    reply = private.call_each([master], command("CONFIG", "GET", *args[2:]))[0]
+    if reply[:1] == b"-":
+        return reply
+    value = decode(reply)
+    for k, v in (value.items() if isinstance(value, dict) else zip(value[::2], value[1::2])):
+        name = k.decode("utf-8", "replace").lower()
+        if name not in BY_NAME and not any(word in name for word in SECRET):
+            pairs.append((bulk(k), bulk(v)))
+    return mapping(pairs, proto)
+
+
+def set_(proxy, args):
+    ours, redis = [], []
+    for name, value in zip(args[2::2], args[3::2]):
+        text = name.decode("utf-8", "replace")
+        s = BY_NAME.get(text.lower())
+        if s is None:
+            if any(fnmatchcase(text.lower(), p) for p in REFUSED):
+                return error("ERR geproxy does not change '%s' on its nodes: it would cut the proxy or the "
+                             "cluster off (change it on each node)" % text)
+            redis.append((name, value))
+        elif not s.online:
+            return error("ERR CONFIG SET failed: '%s' can not be changed online" % s.name)
+        else:
+            ours.append((s.name, value.decode("utf-8", "replace")))
+    try:
+        for name, value in ours:  # all valid, or none applied
+            proxy.cfg.parse(name, value)
+    except ConfigError as e:
+        return error("ERR CONFIG SET failed: %s" % e)
+    if redis:
+        failed = _set_on_nodes(proxy, redis)
+        if failed:
+            return failed
+    for name, value in ours:
+        proxy.set_config(name, value)
+    return OK
+
+
+def _nodes(proxy):
+    return [s for s in proxy.pool.servers.values() if not s.cluster_fail]
+
+
+def _set_on_nodes(proxy, pairs):
+    """CONFIG SET on every node; on a refusal, the old values back where it was set.
+    Returns None, or the error reply naming the node."""
+    nodes = _nodes(proxy)
+    if not nodes:
+        return NOT_READY
+    names = [n for n, _ in pairs]
+    olds = private.call_each(nodes, command("CONFIG", "GET", *names))
+    for server, reply in zip(nodes, olds):
+        if reply[:1] == b"-":
+            return _named(server, reply)
+    replies = private.call_each(nodes, command("CONFIG", "SET", *[x for pair in pairs for x in pair]))
+    bad = [(server, reply) for server, reply in zip(nodes, replies) if reply[:1] == b"-"]
+    if not bad:
+        return None
+    done = [(server, old) for server, old, reply in zip(nodes, olds, replies) if reply[:1] != b"-"]
+    for server, old in done:
+        value = decode(old)
+        items = value.items() if isinstance(value, dict) else zip(value[::2], value[1::2])
+        private.call_each([server], command("CONFIG", "SET", *[x for kv in items for x in kv]))
+    return _named(*bad[0])
+
+
+def _on_every_node(proxy, args):
+    nodes = _nodes(proxy)
+    for server, reply in zip(nodes, private.call_each(nodes, command(*args))):
+        if reply[:1] == b"-":
+            return _named(server, reply)
+    return OK
+
+
+def _named(server, reply):
+    """A node's error, saying which node."""
+    text = reply[1:-2].decode("utf-8", "replace")
+    code, _, rest = text.partition(" ")
+    return error("%s %s (node %s)" % (code, rest, server.addr))

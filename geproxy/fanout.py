@@ -8,14 +8,11 @@ master or to any one, and how replies combine.
 
 import hashlib
 
-import gevent
-
 from . import merge, private
 from .request import Gather
 from .resp import NOT_READY, command, error
 
-ALL, ONE, ASIDE = "all", "one", "aside"
-ASIDE_TIMEOUT = 5.0      # seconds a node may take to answer SCRIPT KILL on a fresh connection
+ALL, ONE, ASIDE = "all", "one", "aside"   # ASIDE: every master, each on a private connection
 
 # name -> (targets, merge function)
 TABLE = {
@@ -76,35 +73,11 @@ def dispatch(router, session, name, args, raw):
     if targets == ONE:
         return router.send_any(session, raw)
     if targets == ASIDE:
-        return how(aside(masters, raw, session.proto))
+        return how(private.call_each(masters, raw, session.proto))
     g = Gather(session, how)
     for server in masters:
         router.submit(server, g.part(raw, None))
     return g.close()
-
-
-def aside(servers, raw, proto):
-    """Send `raw` to every server on a private connection and return their
-    replies.  SCRIPT KILL and FUNCTION KILL go this way: on a shared link they
-    would queue behind the very script they are meant to stop."""
-    jobs = [gevent.spawn(_call_aside, server, raw, proto) for server in servers]
-    gevent.joinall(jobs)
-    return [job.value for job in jobs]
-
-
-def _call_aside(server, raw, proto):
-    try:
-        conn = private.checkout(server, proto)
-    except private.ERRORS as e:
-        return error("ERR geproxy: %s" % e)
-    try:
-        conn.send(raw)
-        reply = conn.read_reply(timeout=ASIDE_TIMEOUT)
-    except private.ERRORS as e:
-        conn.close()
-        return error("ERR geproxy: server %s: %s" % (server.addr, e))
-    conn.release()
-    return reply
 
 
 def scan(router, session, masters, args):

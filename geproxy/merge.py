@@ -4,7 +4,7 @@ Replies stay raw bytes where they can (MGET's values, KEYS' names are passed
 through element by element); only counts and cursors are decoded."""
 
 from .framer import elements
-from .resp import OK, array, bulk, decode, integer, mapping
+from .resp import OK, array, bulk, decode, integer
 
 
 def first_error(replies):
@@ -111,21 +111,4 @@ def scan_cursor(node_index, masters, shift):
         else:
             combined = 0
         return b"*2\r\n" + bulk(b"%d" % combined) + keys
-    return merge
-
-
-SECRET = ("pass", "auth", "user", "acl", "key")
-
-
-def without_secrets(proto):
-    """CONFIG GET answered by a node: never pass on passwords and the like."""
-    def merge(replies):
-        r = replies[0]
-        if r[:1] == b"-":
-            return r
-        value = decode(r)
-        pairs = value.items() if isinstance(value, dict) else zip(value[::2], value[1::2])
-        kept = [(bulk(k), bulk(v)) for k, v in pairs
-                if not any(word in k.decode("utf-8", "replace").lower() for word in SECRET)]
-        return mapping(kept, proto)
     return merge

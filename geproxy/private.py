@@ -10,9 +10,11 @@ a timeout) is closed instead.
 import socket
 from collections import deque
 
+import gevent
+
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
-from .resp import ProtocolError
+from .resp import ProtocolError, error
 
 MAX_IDLE = 16  # idle private connections kept per server and protocol
 DEFAULT = object()  # the socket's own timeout: ServerTimeout
@@ -101,3 +103,29 @@ def checkout(server, proto):
 
 
 ERRORS = (BackendError, OSError, ProtocolError, socket.timeout)
+CALL_TIMEOUT = 5.0      # seconds a node may take to answer call_each
+
+
+def call_each(servers, raw, proto=2):
+    """Send `raw` to every server, each on a private connection, in parallel;
+    their replies (an error reply for a node that failed), in order.  For what
+    must not queue behind other clients' requests (SCRIPT KILL behind the very
+    script it stops) or concerns every node (CONFIG SET)."""
+    jobs = [gevent.spawn(_call_one, server, raw, proto) for server in servers]
+    gevent.joinall(jobs)
+    return [job.value for job in jobs]
+
+
+def _call_one(server, raw, proto):
+    try:
+        conn = checkout(server, proto)
+    except ERRORS as e:
+        return error("ERR geproxy: %s" % e)
+    try:
+        conn.send(raw)
+        reply = conn.read_reply(timeout=CALL_TIMEOUT)
+    except ERRORS as e:
+        conn.close()
+        return error("ERR geproxy: server %s: %s" % (server.addr, e))
+    conn.release()
+    return reply

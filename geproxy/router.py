@@ -12,8 +12,8 @@ from binascii import crc_hqx
 
 import gevent
 
-from . import authority, blocking, fanout, localcmds, merge, multikey, pubsub
-from .request import ASKING, DISCARD, Gather, Request
+from . import authority, blocking, fanout, localcmds, multikey, pubsub
+from .request import ASKING, DISCARD, Request
 from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, decode, error, server_failed
 from .slots import key_slot
 from .transaction import Transaction
@@ -117,15 +117,7 @@ class Router:
             return OOM
         kind = cmd.kind
         if kind == "local":
-            reply = localcmds.handle(session, cmd.name, args)
-            if reply is None:  # CONFIG GET of Redis's own settings: a master answers, secrets removed
-                server = self.pool.any_master()
-                if server is None:
-                    return NOT_READY
-                g = Gather(session, merge.without_secrets(session.proto))
-                self.submit(server, g.part(raw, None))
-                return g.close()
-            return reply
+            return localcmds.handle(session, cmd.name, args)
         if kind == "key" or kind == "multikey" or kind == "blocking":
             keys = cmd.keys(args)
             if kind == "multikey":

@@ -1,4 +1,4 @@
-"""CONFIG GET / SET / RESETSTAT on the proxy's own settings."""
+"""CONFIG GET / SET / REWRITE / RESETSTAT on the proxy's own settings and on Redis's."""
 
 import time
 
@@ -28,7 +28,12 @@ def restore(p):
 
 def test_get_everything(p, cluster):
     got = config_get(p.port, '*')
-    assert set(got) == {s.name for k, s in BY_NAME.items() if k not in HIDDEN}
+    ours = {s.name for k, s in BY_NAME.items() if k not in HIDDEN}
+    assert ours <= set(got)
+    theirs = set(got) - ours   # Redis's own settings, from a master, secrets removed
+    assert {'maxmemory-policy', 'list-max-listpack-size', 'save', 'appendonly'} <= theirs
+    assert not {'requirepass', 'masterauth', 'masteruser'} & theirs
+    assert 'maxmemory' not in theirs  # the proxy's MaxMemory answers for it
     assert got['Name'] == 'cfg-test' and got['Bind'] == '%s:%d' % (HOST, p.port)
     assert got['WorkerProcesses'] == '1' and got['MaxMemory'] == str(1 << 30)
     assert got['MasterReadPriority'] == '100' and got['ServerFailureLimit'] == '3'
@@ -139,3 +144,56 @@ def test_resetstat_zeroes_counters(p):
     assert s['TotalSendServerBytes'] == '0' and s['TotalRecvServerBytes'] == '0'
     for b in server_blocks(text):
         assert (b['Requests'], b['Responses'], b['SendBytes'], b['RecvBytes']) == ('0',) * 4, b
+
+
+def node_config(cluster, name):
+    return {port: cluster.client(port).config_get(name)[name] for port in cluster.alive()}
+
+
+def test_redis_setting_goes_to_every_node(p, cluster):
+    before = node_config(cluster, 'list-max-listpack-size')
+    try:
+        assert call(p.port, 'CONFIG', 'SET', 'list-max-listpack-size', '17', 'set-max-intset-entries', '99') \
+            == b'+OK\r\n'
+        assert set(node_config(cluster, 'list-max-listpack-size').values()) == {'17'}
+        assert set(node_config(cluster, 'set-max-intset-entries').values()) == {'99'}
+        assert len(node_config(cluster, 'list-max-listpack-size')) == 6   # masters and replicas
+        assert config_get(p.port, 'list-max-*') == {'list-max-listpack-size': '17', 'list-max-ziplist-size': '17'}
+    finally:
+        call(p.port, 'CONFIG', 'SET', 'list-max-listpack-size', before[cluster.ports[0]],
+             'set-max-intset-entries', '512')
+
+
+def test_proxy_and_redis_settings_in_one_set(p, cluster, restore):
+    assert call(p.port, 'CONFIG', 'SET', 'MaxMemory', '800M', 'hash-max-listpack-entries', '77') == b'+OK\r\n'
+    assert config_get(p.port, 'maxmemory') == {'MaxMemory': str(800 << 20)}
+    assert set(node_config(cluster, 'hash-max-listpack-entries').values()) == {'77'}
+    call(p.port, 'CONFIG', 'SET', 'hash-max-listpack-entries', '128')
+
+
+@pytest.mark.parametrize('name', ['requirepass', 'masterauth', 'port', 'bind-source-addr', 'cluster-node-timeout', 'dir',
+                                  'dbfilename', 'replicaof', 'tls-port'])
+def test_settings_that_cut_the_proxy_off_are_refused(p, cluster, name):
+    before = node_config(cluster, name)
+    reply = call(p.port, 'CONFIG', 'SET', name, '1')
+    assert reply.startswith(b"-ERR geproxy does not change '%s'" % name.encode()), reply
+    assert node_config(cluster, name) == before
+
+
+def test_a_refused_set_changes_nothing(p, cluster):
+    """One bad value: no node keeps any part of the SET, and the error names a node."""
+    before = node_config(cluster, 'zset-max-listpack-entries')
+    reply = call(p.port, 'CONFIG', 'SET', 'zset-max-listpack-entries', '55', 'maxmemory-policy', 'no-such-policy')
+    assert reply.startswith(b'-ERR') and b'(node 127.0.0.1:' in reply, reply
+    assert node_config(cluster, 'zset-max-listpack-entries') == before
+    unknown = call(p.port, 'CONFIG', 'SET', 'no-such-setting', '1')
+    assert unknown.startswith(b'-ERR') and b'no-such-setting' in unknown
+
+
+def test_rewrite_and_resetstat_reach_every_node(p, cluster):
+    cluster.client(cluster.ports[0]).incr('cfg:stat')   # a command counted on a node
+    assert call(p.port, 'CONFIG', 'RESETSTAT') == b'+OK\r\n'
+    for port in cluster.alive():
+        assert cluster.client(port).info('stats')['total_commands_processed'] <= 2
+    reply = call(p.port, 'CONFIG', 'REWRITE')
+    assert reply == b'+OK\r\n' or b'(node 127.0.0.1:' in reply, reply
