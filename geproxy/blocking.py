@@ -44,7 +44,11 @@ def call(router, session, raw, slot, before=()):
             conn.send(b"".join(lead) + raw, len(lead) + 1)
             for _ in lead:
                 wait(conn, session)
-            reply = wait(conn, session)
+            session.blocked = True
+            try:
+                reply = wait(conn, session)
+            finally:
+                session.blocked = False
         except ClientGone:
             conn.close()
             session.closing = True

@@ -1,5 +1,7 @@
 """INFO as predixy prints it: `# Proxy`, `# SystemResource`, `# Stats`,
-`# Servers`, with predixy's field names so its dashboards keep working."""
+`# Servers`, with predixy's field names so its dashboards keep working; then
+Redis's own sections (redisinfo.py) for the tools that read those.  A section
+name of either set selects it (`stats` selects both)."""
 
 import gc
 import resource
@@ -7,20 +9,23 @@ import time
 
 from greenlet import greenlet
 
-from . import __version__
+from . import __version__, redisinfo
 
 
 def render(proxy, args):
     """INFO [section ...], INFO Latency <name>, INFO ServerLatency <addr> [name].
     LookupError for an unknown monitor."""
-    wanted = [a.lower() for a in args] or ["all"]
+    wanted = [a.lower() for a in args] or ["default"]
     if wanted[0] == "latency" and len(args) == 2:
         return _monitor(proxy, args[1], None)
     if wanted[0] == "serverlatency" and len(args) in (2, 3):
         return _server_latency(proxy, args[1], args[2] if len(args) == 3 else None)
-    if any(w in ("all", "default", "everything") for w in wanted):
-        wanted = SECTIONS
-    return "\r\n".join(render_section(proxy) for name, render_section in SECTIONS.items() if name in wanted)
+    if any(w in ("all", "everything") for w in wanted):
+        wanted = list(SECTIONS) + list(redisinfo.SECTIONS)
+    elif "default" in wanted:
+        wanted = list(SECTIONS) + list(redisinfo.DEFAULT)
+    parts = [render_section(proxy) for name, render_section in SECTIONS.items() if name in wanted]
+    return "\r\n".join(parts + redisinfo.render(proxy, wanted))
 
 
 def _lines(title, rows):

@@ -46,6 +46,7 @@ class Session:
         self.writer = None          # greenlet draining the backlog; while it runs, we read no more
         self.closing = False        # QUIT or protocol error: stop reading, finish writing
         self.busy = False           # routing a batch (maybe waiting on a blocking command)
+        self.blocked = False        # waiting on a blocking command (INFO's blocked_clients)
         self.closed = False
         self.txn = None             # Transaction, once MULTI or WATCH is used
         self.pubsub = None          # PubSub, once a subscribe is used

@@ -29,16 +29,21 @@ def headers(text):
     return [line[2:].strip() for line in text.splitlines() if line.startswith('# ')]
 
 
+REDIS_DEFAULT = ['Server', 'Clients', 'Memory', 'Stats', 'CPU', 'Cluster', 'Keyspace']
+
+
 def test_all_sections_in_order(p):
     text = info(p.port)
-    assert headers(text) == SECTIONS
-    for args in ([], ['all'], ['default'], ['everything']):
-        assert headers(info(p.port, *args)) == SECTIONS, args
+    assert headers(text) == SECTIONS + REDIS_DEFAULT
+    assert headers(info(p.port, 'default')) == SECTIONS + REDIS_DEFAULT
+    for args in (['all'], ['everything']):
+        assert headers(info(p.port, *args)) == SECTIONS + REDIS_DEFAULT + ['Commandstats'], args
 
 
 def test_one_section_or_several(p, raw):
-    assert headers(info(p.port, 'stats')) == ['Stats']
-    assert headers(info(p.port, 'STATS')) == ['Stats']
+    assert headers(info(p.port, 'stats')) == ['Stats', 'Stats']   # predixy's, then Redis's
+    assert headers(info(p.port, 'STATS')) == ['Stats', 'Stats']
+    assert headers(info(p.port, 'server', 'clients')) == ['Server', 'Clients']
     assert headers(info(p.port, 'servers', 'proxy')) == ['Proxy', 'Servers']
     # RESP3: a verbatim string with the same text
     c = raw(p.port)
@@ -171,3 +176,34 @@ def test_config_get_does_not_fetch_backend_secrets(p, cluster):
             cluster.client(port).config_set('masterauth', '')
     assert SECRET not in repr(got), got
     assert not any({'requirepass', 'masterauth', 'masteruser'} & set(v) for v in got.values()), got
+
+
+def test_redis_sections(p, cluster):
+    """Redis's field names, with the proxy's own process and clients, and the data summed over masters."""
+    import redis
+    node = cluster.client(cluster.masters()[0])
+    c = redis.Redis(host=HOST, port=p.port)
+    got = c.info('everything')
+    assert got['redis_version'] == node.info('server')['redis_version']
+    assert got['process_id'] == p.pid and got['tcp_port'] == p.port
+    assert got['connected_clients'] >= 1 and got['blocked_clients'] == 0
+    assert 0.7 * psutil.Process(p.pid).memory_info().rss < got['used_memory_rss'] < 1.3 * psutil.Process(p.pid).memory_info().rss
+    assert got['used_cpu_user'] > 0 and got['cluster_enabled'] == 0
+    keys = sum(cluster.client(m).dbsize() for m in cluster.masters())
+    if keys:
+        assert abs(got['db0']['keys'] - keys) <= 50   # other tests may write meanwhile
+    assert got['cmdstat_info']['calls'] >= 1
+    # a client waiting in BLPOP is a blocked client, and a subscriber a pub/sub client
+    import threading
+    blocker = redis.Redis(host=HOST, port=p.port)
+    t = threading.Thread(target=lambda: blocker.blpop('info:never', 2))
+    t.start()
+    assert wait_for(lambda: c.info('clients')['blocked_clients'] == 1, 2)
+    t.join()
+    assert c.info('clients')['blocked_clients'] == 0
+    ps = c.pubsub()
+    ps.subscribe('info:chan')
+    assert wait_for(lambda: c.info('clients')['pubsub_clients'] == 1, 2)
+    ps.close()
+    blocker.close()
+    c.close()
