@@ -11,6 +11,7 @@ connection at once (closed, never returned to the pool mid-command).
 from gevent import select
 
 from . import private
+from .clientcmd import Unblocked
 from .resp import SLOT_DOWN, command, error, server_failed
 from .slots import key_slot
 
@@ -49,6 +50,11 @@ def call(router, session, raw, slot, before=()):
                 reply = wait(conn, session)
             finally:
                 session.blocked = False
+        except Unblocked as e:  # CLIENT UNBLOCK: the connection is mid-command, so it is not reused
+            conn.close()
+            if e.how == "error":
+                return error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+            return b"_\r\n" if session.proto == 3 else b"*-1\r\n"
         except ClientGone:
             conn.close()
             session.closing = True

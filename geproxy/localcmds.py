@@ -2,9 +2,9 @@
 QUIT, RESET) and things that only make sense for the proxy (INFO, CLUSTER
 KEYSLOT).  Each handler takes (session, args) and returns reply bytes."""
 
-from . import __version__, configcmd, info
+from . import __version__, clientcmd, configcmd, info
 from .authority import WRONGPASS
-from .resp import OK, PONG, bulk, error, integer, mapping, null, simple, verbatim
+from .resp import OK, PONG, bulk, error, integer, mapping, simple, verbatim
 from .slots import key_slot
 
 NOT_INT = error("ERR value is not an integer or out of range")
@@ -86,7 +86,7 @@ def hello(session, args):
             i += 3
         elif opt == b"setname" and i + 1 < len(args):
             name = args[i + 1]
-            if not _valid_name(name):
+            if not clientcmd.valid_name(name):
                 return error("ERR Client names cannot contain spaces, newlines or special characters.")
             i += 2
         else:
@@ -111,39 +111,8 @@ def hello(session, args):
     ], proto)
 
 
-def _valid_name(name):
-    return all(33 <= c <= 126 for c in name)
-
-
 def client(session, args):
-    sub = args[1].lower() if len(args) > 1 else b""
-    if sub == b"id" and len(args) == 2:
-        return integer(session.id)
-    if sub == b"getname" and len(args) == 2:
-        return bulk(session.name) if session.name else null(session.proto)
-    if sub == b"setname" and len(args) == 3:
-        if not _valid_name(args[2]):
-            return error("ERR Client names cannot contain spaces, newlines or special characters.")
-        session.name = args[2]
-        return OK
-    if sub == b"setinfo" and len(args) == 4:
-        attr = args[2].lower()
-        if attr not in (b"lib-name", b"lib-ver"):
-            return error("ERR Unrecognized option '%s'" % args[2].decode("utf-8", "replace"))
-        session.lib[attr.decode()] = args[3]
-        return OK
-    if sub == b"info" and len(args) == 2:
-        return verbatim(session.describe() + "\n", session.proto)
-    if sub == b"list":
-        lines = "".join(s.describe() + "\n" for s in session.proxy.sessions.values())
-        return verbatim(lines, session.proto)
-    if sub in (b"no-evict", b"no-touch") and len(args) == 3:
-        return OK
-    if sub == b"help":
-        return b"*1\r\n" + bulk("CLIENT ID|GETNAME|SETNAME|SETINFO|INFO|LIST are served by geproxy")
-    if sub in (b"id", b"getname", b"setname", b"setinfo", b"info", b"no-evict", b"no-touch"):
-        return error("ERR wrong number of arguments for 'client|%s' command" % sub.decode())
-    return error("ERR CLIENT %s is not supported by geproxy" % args[1].decode("utf-8", "replace").upper())
+    return clientcmd.handle(session, args)
 
 
 def cluster(session, args):

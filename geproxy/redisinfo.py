@@ -15,6 +15,7 @@ from . import __version__, private
 from .resp import command, decode
 
 RUN_ID = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+BUILD = ("redis_git_sha1", "redis_git_dirty", "redis_build_id")   # the backend's, as its version
 SUMMED_STATS = ("keyspace_hits", "keyspace_misses", "expired_keys", "evicted_keys", "expired_stale_perc",
                 "total_reads_processed", "total_writes_processed")
 
@@ -35,6 +36,7 @@ def server(proxy):
     port = proxy.cfg.Bind.rpartition(":")[2]
     return _lines("Server", [
         ("redis_version", proxy.pool.version or "unknown"), ("geproxy_version", __version__),
+    ] + [(k, proxy.pool.server_info.get(k, "").strip()) for k in BUILD] + [
         ("redis_mode", "standalone"), ("os", "%s %s %s" % (platform.system(), platform.release(), platform.machine())),
         ("arch_bits", 64 if platform.architecture()[0] == "64bit" else 32), ("multiplexing_api", "epoll"),
         ("process_id", os.getpid()), ("run_id", RUN_ID), ("tcp_port", port if port.isdigit() else 0),

@@ -41,6 +41,21 @@ class Request:
         self.owner.request_done()
 
 
+class Muted:
+    """A reply the client asked not to get (CLIENT REPLY OFF|SKIP): it holds
+    its place in the client's order until the real one is in, then is empty."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    @property
+    def reply(self):
+        inner = self.inner
+        return b"" if inner.__class__ is bytes or inner.reply is not None else None
+
+
 class _Discard:
     """Owner of requests the proxy sends for itself and whose reply it drops:
     the ASKING before a request sent after an ASK, a SCRIPT LOAD before a retried EVALSHA."""

@@ -13,7 +13,7 @@ from binascii import crc_hqx
 import gevent
 
 from . import authority, blocking, fanout, localcmds, multikey, pubsub
-from .request import ASKING, DISCARD, Request
+from .request import ASKING, DISCARD, Muted, Request
 from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, decode, error, server_failed
 from .slots import key_slot
 from .transaction import Transaction
@@ -55,7 +55,10 @@ class Router:
         proto = session.proto
         append = replies.append
         measure = bool(self.proxy.latency)
+        pause = self.proxy.pause
         for args, raw in commands:
+            if pause is not None:  # CLIENT PAUSE: this client waits here, the others in their own greenlets
+                pause = self._hold(pause, args)
             cmd = lookup.get(args[0])
             if cmd is not None and session.plain:
                 i = cmd.single
@@ -76,11 +79,18 @@ class Router:
                         (server.links.get(proto) or server.link(proto)).send(req)
                         append(req)
                         continue
+            mute = session.mute
             try:
-                append(self.dispatch(session, args, raw))
+                reply = self.dispatch(session, args, raw)
             except Exception:
                 log.exception("internal error on %r", args[:3])
-                append(INTERNAL_ERROR)
+                reply = INTERNAL_ERROR
+            if mute is not None and not (args[0].lower() == b"client" and args[1:2] and args[1].lower() == b"reply"):
+                reply = Muted(reply)
+                if mute == "skip" and session.mute == "skip":
+                    session.mute = None
+                    session.update_mode()
+            append(reply)
             if session.closing:
                 break
             proto = session.proto
@@ -104,6 +114,7 @@ class Router:
                 self._doom(session)
                 return wrong_arity(sub.name)
             cmd = sub
+        session.last_cmd = cmd.name
         if not session.plain:
             refused = authority.check(session.grant, cmd, args)
             if refused is not None:
@@ -151,6 +162,15 @@ class Router:
         if kind == "pubsub":
             return self.subscribe(session, cmd.name, args, raw)
         return error("ERR " + cmd.reason)
+
+    def _hold(self, pause, args):
+        """Wait while CLIENT PAUSE holds this command; the pause in force after."""
+        table = self.pool.commands
+        cmd = table.get(args[0]) if table is not None else None
+        while pause is not None and pause.holds(cmd):
+            pause.wait()
+            pause = self.proxy.pause
+        return pause
 
     def before_topology(self, session, args):
         """No node reached yet, so no command table: the proxy's own commands

@@ -69,6 +69,7 @@ class ClusterServerPool:
         self.masters = []
         self.commands = None              # CommandTable, from the first node reached
         self.version = ""                 # redis_version of the backends
+        self.server_info = {}             # INFO server of the first node reached
         self._refresh_now = Event()
         self._greenlet = None
         self._control = None
@@ -165,9 +166,8 @@ class ClusterServerPool:
         if self.commands is None:
             table, _ = self._query("COMMAND")
             info, _ = self._query("INFO", "server")
-            for line in info.decode().splitlines():
-                if line.startswith("redis_version:"):
-                    self.version = line.split(":", 1)[1].strip()
+            self.server_info = dict(line.split(":", 1) for line in info.decode().splitlines() if ":" in line)
+            self.version = self.server_info.get("redis_version", "").strip()
             self.commands = CommandTable(table)
             log.info("learned %d commands from Redis %s", len(self.commands), self.version)
         self._apply(nodes)

@@ -47,6 +47,9 @@ class Session:
         self.closing = False        # QUIT or protocol error: stop reading, finish writing
         self.busy = False           # routing a batch (maybe waiting on a blocking command)
         self.blocked = False        # waiting on a blocking command (INFO's blocked_clients)
+        self.greenlet = None        # the one running run(), for CLIENT UNBLOCK
+        self.mute = None            # CLIENT REPLY: None (on), "off" or "skip"
+        self.last_cmd = None        # for CLIENT LIST's cmd= (set off the fast path only)
         self.closed = False
         self.txn = None             # Transaction, once MULTI or WATCH is used
         self.pubsub = None          # PubSub, once a subscribe is used
@@ -60,6 +63,7 @@ class Session:
     # -- reading --
 
     def run(self):
+        self.greenlet = gevent.getcurrent()
         proxy = self.proxy
         stats = proxy.stats
         router = proxy.router
@@ -113,7 +117,8 @@ class Session:
 
     def update_mode(self):
         grant, ps = self.grant, self.pubsub
-        self.plain = (grant is not None and grant.unrestricted and not (self.txn is not None and self.txn.in_multi)
+        self.plain = (grant is not None and grant.unrestricted and self.mute is None
+                      and not (self.txn is not None and self.txn.in_multi)
                       and not (ps is not None and self.proto == 2 and (ps.subscribed() or ps.outstanding())))
 
     def release(self):
@@ -264,13 +269,3 @@ class Session:
     def peer(self):
         a = self.address
         return "%s:%s" % (a[0], a[1]) if isinstance(a, tuple) else str(a or "unix")
-
-    def describe(self):
-        """CLIENT INFO / CLIENT LIST line."""
-        now = time.time()
-        return ("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 "
-                "multi=-1 cmd=client user=default resp=%d lib-name=%s lib-ver=%s" % (
-                    self.id, self.peer(), self.proxy.cfg.Bind, self.name.decode("utf-8", "replace"),
-                    now - self.created, now - self.active, self.proto,
-                    self.lib.get("lib-name", b"").decode("utf-8", "replace"),
-                    self.lib.get("lib-ver", b"").decode("utf-8", "replace")))
