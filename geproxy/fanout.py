@@ -10,7 +10,7 @@ import hashlib
 
 from . import merge, private
 from .request import Gather
-from .resp import NOT_READY, command, error
+from .resp import NOT_READY, command, error, null
 
 ALL, ONE, ASIDE = "all", "one", "aside"   # ASIDE: every master, each on a private connection
 
@@ -63,9 +63,15 @@ def dispatch(router, session, name, args, raw):
     masters = sorted(router.pool.masters, key=lambda s: s.addr)
     if not masters:
         return NOT_READY
+    grant = session.grant
+    limited = grant is not None and grant.prefixed   # listings show only what the class may read
     if name == "scan":
-        return scan(router, session, masters, args)
+        return scan(router, session, masters, args, grant if limited else None)
+    if name == "randomkey" and limited:
+        return random_readable(masters, grant, session.proto)
     targets, how = TABLE.get(name, (ONE, None))
+    if name == "keys" and limited:
+        how = merge.readable(how, grant)
     if name == "script|load":
         router.scripts.remember(args[2])
     elif name == "script|flush":
@@ -80,7 +86,16 @@ def dispatch(router, session, name, args, raw):
     return g.close()
 
 
-def scan(router, session, masters, args):
+def random_readable(masters, grant, proto, tries=5):
+    """RANDOMKEY for a class with key prefixes: a few draws, then nil."""
+    for _ in range(tries):
+        for reply in private.call_each(masters, b"*1\r\n$9\r\nRANDOMKEY\r\n", proto):
+            if reply[:1] == b"$" and reply != b"$-1\r\n" and grant.may_read(reply[reply.index(b"\r\n") + 2:-2]):
+                return reply
+    return null(proto)
+
+
+def scan(router, session, masters, args, grant=None):
     try:
         cursor = int(args[1])
         if cursor < 0:
@@ -91,6 +106,7 @@ def scan(router, session, masters, args):
     if index >= len(masters):
         return b"*2\r\n$1\r\n0\r\n*0\r\n"
     raw = command(b"SCAN", b"%d" % node_cursor, *args[2:])
-    g = Gather(session, merge.scan_cursor(index, len(masters), SCAN_SHIFT))
+    how = merge.scan_cursor(index, len(masters), SCAN_SHIFT)
+    g = Gather(session, how if grant is None else merge.readable(how, grant, scan=True))
     router.submit(masters[index], g.part(raw, None))
     return g.close()

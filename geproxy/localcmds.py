@@ -3,11 +3,12 @@ QUIT, RESET) and things that only make sense for the proxy (INFO, CLUSTER
 KEYSLOT).  Each handler takes (session, args) and returns reply bytes."""
 
 from . import __version__, clientcmd, configcmd, info
-from .authority import WRONGPASS
+from .authority import FAILED_AUTH, WRONGPASS
 from .resp import OK, PONG, bulk, error, integer, mapping, simple, verbatim
 from .slots import key_slot
 
 NOT_INT = error("ERR value is not an integer or out of range")
+
 
 
 def _int(value):
@@ -54,6 +55,8 @@ def _login(session, user, password):
     """Switch the client to the class the password names; the error reply if none."""
     grant = session.proxy.authority.authenticate(user, password)
     if grant is None:
+        session.proxy.stats.auth_failures += 1
+        FAILED_AUTH.note(session.peer())
         return WRONGPASS
     session.grant = grant
     session.update_mode()

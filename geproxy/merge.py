@@ -81,6 +81,24 @@ def random_key(replies):
     return first_error(replies) or replies[0]
 
 
+def readable(how, grant, scan=False):
+    """Merge with `how`, then keep only the key names `grant` may read: KEYS'
+    array, or (scan) SCAN's [cursor, keys]."""
+    def merge(replies):
+        reply = how(replies)
+        if reply[:1] != b"*":
+            return reply
+        if scan:
+            cursor, keys = elements(reply)
+            return b"*2\r\n" + cursor + _keep(keys, grant)
+        return _keep(reply, grant)
+    return merge
+
+
+def _keep(reply, grant):
+    return array([e for e in elements(reply) if grant.may_read(e[e.index(b"\r\n") + 2:-2])])
+
+
 def placed(positions, total):
     """MGET: each part's elements go back to the client's key positions."""
     def merge(replies):

@@ -21,6 +21,7 @@ def snapshot(proxy):
         "requests": s.total_requests, "responses": s.total_responses,
         "recv_client_bytes": s.recv_client_bytes, "send_client_bytes": s.send_client_bytes,
         "accepted": s.accept, "connections": s.client_connections, "errors": s.errors,
+        "auth_failures": s.auth_failures,
         "servers": {a: {"role": v.role, "failed": 1 if v.current_is_fail() else 0, "connections": v.connections,
                         "requests": v.requests, "responses": v.responses, "send_bytes": v.send_bytes,
                         "recv_bytes": v.recv_bytes} for a, v in proxy.pool.servers.items()},
@@ -31,10 +32,10 @@ def snapshot(proxy):
 
 def summed(snaps):
     out = {"requests": 0, "responses": 0, "recv_client_bytes": 0, "send_client_bytes": 0, "accepted": 0,
-           "connections": 0, "errors": 0, "servers": {}, "latency": {}}
+           "connections": 0, "errors": 0, "auth_failures": 0, "servers": {}, "latency": {}}
     for snap in snaps:
         for k in ("requests", "responses", "recv_client_bytes", "send_client_bytes", "accepted",
-                  "connections", "errors"):
+                  "connections", "errors", "auth_failures"):
             out[k] += snap.get(k, 0)
         for addr, v in snap.get("servers", {}).items():
             mine = out["servers"].setdefault(addr, {"role": v["role"], "failed": 0})
@@ -62,6 +63,7 @@ class Collector:
         m = summed(self.snaps())
         for key, doc in (("requests", "commands received"), ("responses", "replies sent"),
                          ("errors", "error replies sent"), ("accepted", "client connections accepted"),
+                         ("auth_failures", "failed AUTH and HELLO AUTH"),
                          ("recv_client_bytes", "bytes from clients"), ("send_client_bytes", "bytes to clients")):
             yield CounterMetricFamily("geproxy_%s" % key, doc, value=m[key])
         yield GaugeMetricFamily("geproxy_client_connections", "open client connections", value=m["connections"])

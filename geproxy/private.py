@@ -106,17 +106,18 @@ ERRORS = (BackendError, OSError, ProtocolError, socket.timeout)
 CALL_TIMEOUT = 5.0      # seconds a node may take to answer call_each
 
 
-def call_each(servers, raw, proto=2):
+def call_each(servers, raw, proto=2, keep=True):
     """Send `raw` to every server, each on a private connection, in parallel;
     their replies (an error reply for a node that failed), in order.  For what
     must not queue behind other clients' requests (SCRIPT KILL behind the very
-    script it stops) or concerns every node (CONFIG SET)."""
-    jobs = [gevent.spawn(_call_one, server, raw, proto) for server in servers]
+    script it stops) or concerns every node (CONFIG SET).  keep=False closes
+    the connections after (for what is asked now and then, like INFO)."""
+    jobs = [gevent.spawn(_call_one, server, raw, proto, keep) for server in servers]
     gevent.joinall(jobs)
     return [job.value for job in jobs]
 
 
-def _call_one(server, raw, proto):
+def _call_one(server, raw, proto, keep):
     try:
         conn = checkout(server, proto)
     except ERRORS as e:
@@ -127,5 +128,8 @@ def _call_one(server, raw, proto):
     except ERRORS as e:
         conn.close()
         return error("ERR geproxy: server %s: %s" % (server.addr, e))
-    conn.release()
+    if keep:
+        conn.release()
+    else:
+        conn.close()
     return reply

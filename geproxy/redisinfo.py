@@ -77,7 +77,7 @@ def stats(proxy, nodes):
         ("total_connections_received", s.accept), ("total_commands_processed", s.total_requests),
         ("instantaneous_ops_per_sec", int(ops)), ("total_net_input_bytes", s.recv_client_bytes),
         ("total_net_output_bytes", s.send_client_bytes), ("rejected_connections", 0),
-        ("total_error_replies", s.errors),
+        ("total_error_replies", s.errors), ("acl_access_denied_auth", s.auth_failures),
     ] + summed)
 
 
@@ -126,7 +126,7 @@ def from_masters(proxy, sections):
     if not masters:
         return []
     out = []
-    for reply in private.call_each(masters, command("INFO", *sections)):
+    for reply in private.call_each(masters, command("INFO", *sections), keep=False):
         if reply[:1] == b"-":
             continue
         text = decode(reply)

@@ -75,6 +75,9 @@ SETTINGS = [
     Setting("KeyPrefix", AUTHORITY, "names", "list()", "keys must start with one of these (empty: any)"),
     Setting("ReadKeyPrefix", AUTHORITY, "names", "list()", "keys read must start with one of these"),
     Setting("WriteKeyPrefix", AUTHORITY, "names", "list()", "keys written must start with one of these"),
+    Setting("UnsafeScripts", AUTHORITY, "boolean", "false",
+            "let a class with key prefixes run Lua scripts and functions, which can reach keys they do not "
+            "declare, outside the prefixes (off: they are refused for such a class)"),
     Setting("Commands", LATENCY, "names", "list('all')", "commands measured: all, or names; -name excludes"),
     Setting("TimeSpan", LATENCY, "spans", "list(100, 200, 500, 1000, 2000, 5000, 10000, 50000)",
             "histogram bucket bounds in microseconds"),
