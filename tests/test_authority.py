@@ -96,7 +96,7 @@ def test_app_class_key_prefixes(p, client):
     assert ask(c, 'MGET', 'User:1', 'Stats:1') == b'*2\r\n$1\r\na\r\n$-1\r\n'
     assert ask(c, 'MSET', 'User:2', 'x', 'Stats:2', 'y') == NOPERM_KEY
     assert ask(c, 'MSET', 'User:2', 'x', 'User:3', 'y') == b'+OK\r\n'
-    assert ask(c, 'EVAL', "return redis.call('GET', KEYS[1])", '1', 'Other:pre') == NOPERM_KEY
+    assert ask(c, 'EVAL', "return redis.call('GET', KEYS[1])", '1', 'Other:pre').startswith(b'-NOPERM')
     # a script could reach undeclared keys: refused to a class with prefixes (UnsafeScripts opts in)
     assert b'UnsafeScripts' in ask(c, 'EVAL', "return redis.call('GET', KEYS[1])", '1', 'User:1')
     # admin commands are refused
