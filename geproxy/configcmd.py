@@ -16,7 +16,7 @@ from .resp import NOT_READY, OK, bulk, command, decode, error, mapping
 from .settings import BY_NAME
 
 HIDDEN = frozenset(("password", "user"))
-SECRET = ("pass", "auth", "user", "acl", "key")
+SECRET = ("pass", "auth", "masteruser")   # requirepass, masterauth, tls-key-file-pass, ...: never shown
 # Redis settings the proxy will not change: they would cut it off its nodes, or the nodes off each other.
 REFUSED = ("requirepass", "masterauth", "masteruser", "port", "tls-*", "bind", "bind-source-addr", "cluster-*",
            "dir", "dbfilename", "appenddirname", "unixsocket*", "protected-mode", "aclfile", "logfile",

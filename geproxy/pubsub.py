@@ -20,7 +20,7 @@ import hiredis
 from gevent.event import Event
 
 from . import private
-from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, error
+from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, decode, error
 from .slots import key_slot
 
 log = logging.getLogger("geproxy.pubsub")
@@ -35,6 +35,7 @@ SHARDED = frozenset(("ssubscribe", "sunsubscribe"))
 SET_OF = {"subscribe": "channels", "unsubscribe": "channels", "psubscribe": "patterns",
           "punsubscribe": "patterns", "ssubscribe": "shard", "sunsubscribe": "shard"}
 PING = b"*1\r\n$4\r\nPING\r\n"
+NOTIFY = b"__key"        # __keyspace@0__:..., __keyevent@0__:...: published on the key's node only
 
 
 def not_allowed(name):
@@ -52,6 +53,7 @@ class PubSub:
         self.due = {}           # conn key -> answers still to come (confirmations, pongs)
         self.swaps = {}         # conn key -> deque: per PING sent, None or the reply to give instead
         self._settled = None
+        self.echoes = {}        # master addr -> PrivateConn for keyspace notifications (see _echo)
 
     def subscribed(self):
         return any(s for sets in self.names.values() for s in sets.values())
@@ -84,7 +86,57 @@ class PubSub:
             return self._none_left(args)
         if name == "ping":
             return self.answer_through(None, raw)
-        return self._send(GLOBAL, self.router.pool.pubsub_home(), raw, name, names)
+        home = self.router.pool.pubsub_home()
+        reply = self._send(GLOBAL, home, raw, name, names)
+        notify = [n for n in names if _may_notify(n, name.startswith("p"))]
+        if reply == b"" and (notify or not names):
+            self._echo(home, name, notify)
+        return reply
+
+    def _echo(self, home, name, names):
+        """Keyspace notifications are published only on the node that holds the
+        key: (un)subscribe the names that can match `__key...` channels on every
+        other master too, on connections that forward only those notifications
+        (PUBLISH is broadcast: the home master delivers everything else once)."""
+        if name.startswith(("subscribe", "psubscribe")) and not names:
+            return
+        raw = command(name, *names)
+        for server in self.router.pool.masters:
+            if server is home:
+                continue
+            conn = self.echoes.get(server.addr)
+            if conn is None:
+                if name.endswith("unsubscribe"):
+                    continue
+                try:
+                    conn = self.echoes[server.addr] = private.checkout(server, self.session.proto)
+                except private.ERRORS as e:
+                    log.warning("client %s: no keyspace notifications from %s: %s", self.session.peer(),
+                                server.addr, e)
+                    continue
+                self.readers[("echo", server.addr)] = gevent.spawn(self._read_echo, server.addr, conn)
+            try:
+                conn.send(raw)
+            except private.ERRORS:
+                self._drop_echo(server.addr)
+
+    def _read_echo(self, addr, conn):
+        try:
+            while True:
+                msg = conn.read_reply(timeout=None)
+                parsed = decode(msg)
+                if isinstance(parsed, list) and parsed[:1] in ([b"message"], [b"pmessage"]):
+                    channel = parsed[1] if parsed[0] == b"message" else parsed[2]
+                    if channel.startswith(NOTIFY):
+                        self.session.push(msg)
+        except private.ERRORS:
+            self._drop_echo(addr)
+
+    def _drop_echo(self, addr):
+        conn = self.echoes.pop(addr, None)
+        self.readers.pop(("echo", addr), None)
+        if conn is not None:
+            conn.close()
 
     def answer_through(self, reply, ping=PING):
         """Answer in order with what a subscribed connection says next: a PING
@@ -191,6 +243,20 @@ class PubSub:
                 g.kill(block=False)
         for key in list(self.conns):
             self._drop(key)
+        for addr in list(self.echoes):
+            self._drop_echo(addr)
+
+
+def _may_notify(name, pattern):
+    """Can this channel, or pattern, name a keyspace notification channel?"""
+    if not pattern:
+        return name.startswith(NOTIFY)
+    literal = name
+    for i, c in enumerate(name):
+        if c in b"*?[\\":
+            literal = name[:i]
+            break
+    return literal.startswith(NOTIFY) or NOTIFY.startswith(literal)
 
 
 def _kind(msg):

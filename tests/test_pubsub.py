@@ -306,3 +306,38 @@ def test_publish_counts_every_receiver_as_one_redis_would(proxy, r):
     finally:
         for s in subs:
             s.close()
+
+
+def test_keyspace_notifications_from_every_master_once(proxy, r, cluster):
+    """Notifications are published on the node that holds the key: a pattern
+    that can match them hears every master; PUBLISH still arrives once."""
+    import redis as redis_py
+    from conftest import HOST
+    from clusterhelp import keys_per_master
+    assert r.config_set("notify-keyspace-events", "KA")
+    try:
+        keys = [ks[0] for ks in keys_per_master(cluster, "ps:ks", 1).values()]
+        for proto in (2, 3):
+            ps = redis_py.Redis(host=HOST, port=proxy.port, protocol=proto).pubsub()
+            ps.psubscribe("*")
+            assert ps.get_message(timeout=1)["type"] == "psubscribe"
+            for k in keys:
+                r.set(k, "v")
+            r.publish("ps:ks:plain", "hello")
+            got = []
+            deadline = time.time() + 3
+            while time.time() < deadline and len(got) < len(keys) + 1:
+                m = ps.get_message(timeout=0.2)
+                if m and m["type"] == "pmessage":
+                    got.append((m["channel"], m["data"]))
+            time.sleep(0.3)
+            while True:   # nothing more: no notification or message twice
+                m = ps.get_message(timeout=0.2)
+                if not m:
+                    break
+                got.append((m["channel"], m["data"]))
+            want = [(b"__keyspace@0__:" + k.encode(), b"set") for k in keys] + [(b"ps:ks:plain", b"hello")]
+            assert sorted(got) == sorted(want), proto
+            ps.close()
+    finally:
+        r.config_set("notify-keyspace-events", "")
