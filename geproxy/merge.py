@@ -3,6 +3,8 @@
 Replies stay raw bytes where they can (MGET's values, KEYS' names are passed
 through element by element); only counts and cursors are decoded."""
 
+import random
+
 from .framer import elements
 from .resp import OK, array, bulk, decode, integer
 
@@ -74,10 +76,10 @@ def count_pairs(replies):
 
 
 def random_key(replies):
-    """RANDOMKEY: a key from any master that has one."""
-    for r in replies:
-        if r[:1] == b"$" and r != b"$-1\r\n":
-            return r
+    """RANDOMKEY: a key from a master drawn at random among those that have one."""
+    keys = [r for r in replies if r[:1] == b"$" and r != b"$-1\r\n"]
+    if keys:
+        return random.choice(keys)
     return first_error(replies) or replies[0]
 
 

@@ -1,5 +1,5 @@
-"""INFO's Redis sections (server, clients, memory, stats, cpu, cluster,
-keyspace, commandstats), with Redis's field names, for the tools and client
+"""INFO's Redis sections (server, clients, memory, stats, replication, cpu,
+cluster, keyspace, commandstats), with Redis's field names, for the tools and client
 libraries that read them (redis-cli --stat, exporters, Redis's own test
 suite).  What concerns the proxy process (memory, cpu, clients) is the
 proxy's own; what concerns the data (keyspace, hits, expired keys, command
@@ -81,6 +81,13 @@ def stats(proxy, nodes):
     ] + summed)
 
 
+def replication(proxy):
+    """To its clients the proxy is a master; its nodes' replication is theirs (INFO Servers)."""
+    return _lines("Replication", [("role", "master"), ("connected_slaves", 0),
+                                  ("master_failover_state", "no-failover"), ("master_replid", RUN_ID),
+                                  ("master_repl_offset", 0)])
+
+
 def cpu(proxy):
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -145,10 +152,10 @@ def from_masters(proxy, sections):
 # name -> (render, needs the masters' INFO of these sections)
 SECTIONS = {
     "server": (server, ()), "clients": (clients, ()), "memory": (memory, ()), "stats": (stats, ("stats",)),
-    "cpu": (cpu, ()), "cluster": (cluster, ()), "keyspace": (keyspace, ("keyspace",)),
+    "replication": (replication, ()), "cpu": (cpu, ()), "cluster": (cluster, ()), "keyspace": (keyspace, ("keyspace",)),
     "commandstats": (commandstats, ("commandstats",)),
 }
-DEFAULT = ("server", "clients", "memory", "stats", "cpu", "cluster", "keyspace")
+DEFAULT = ("server", "clients", "memory", "stats", "replication", "cpu", "cluster", "keyspace")
 
 
 def render(proxy, wanted):

@@ -119,7 +119,12 @@ def run_unit(src, target, unit, timeout):
         elif m and m.group(1) in ("err", "exception"):
             failures.append(m.group(2)[:200])
     if status is None:
-        status = "aborted" if "[exception]" in out or "Killing" in out else "ok"
+        if "[TIMEOUT]" in out:
+            status = "hang"       # runtest's own --timeout: a test waited for good
+        elif "[exception]" in out or "Killing" in out:
+            status = "aborted"
+        else:
+            status = "ok"
     return passed, len(failures), status, failures
 
 
@@ -191,8 +196,9 @@ def main():
     base_total = sum(b[0] for u, b in base.items() if u in names)
     hung = [u for u, r in proxied.items() if r[2] == "hang"]
     aborted = [u for u, r in proxied.items() if r[2] == "aborted"]
-    summary = ("geproxy: %d passed, %d failed; standalone: %d passed; units aborted: %s; hung: %s" % (
-        total, failed, base_total, ", ".join(aborted) or "none", ", ".join(hung) or "none"))
+    summary = ("through geproxy %d tests passed and %d failed (standalone redis-server: %d passed); "
+               "units aborted: %s; units hung: %s" % (total, failed, base_total, ", ".join(aborted) or "none",
+                                                       ", ".join(hung) or "none"))
     print("\n".join(rows))
     print("\n" + summary)
     if opts.report:

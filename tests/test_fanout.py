@@ -226,3 +226,17 @@ def test_pubsub_numsub_resp3_is_an_array_like_redis(proxy, raw):
         r3.close()
     finally:
         sub.close()
+
+
+def test_randomkey_draws_from_every_master(r, cluster):
+    """As on one Redis, every key can come up: not always the first master's."""
+    from clusterhelp import keys_per_master, owner_of
+    keys = [ks[0] for ks in keys_per_master(cluster, "fo:rk", 1).values()]
+    r.mset({k: 1 for k in keys})
+    owners = set()
+    for _ in range(100):
+        owners.add(owner_of(cluster, r.randomkey().decode()))
+        if len(owners) == len(keys):
+            break
+    assert len(owners) == len(keys)
+    r.delete(*keys)

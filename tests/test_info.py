@@ -29,7 +29,7 @@ def headers(text):
     return [line[2:].strip() for line in text.splitlines() if line.startswith('# ')]
 
 
-REDIS_DEFAULT = ['Server', 'Clients', 'Memory', 'Stats', 'CPU', 'Cluster', 'Keyspace']
+REDIS_DEFAULT = ['Server', 'Clients', 'Memory', 'Stats', 'Replication', 'CPU', 'Cluster', 'Keyspace']
 
 
 def test_all_sections_in_order(p):
