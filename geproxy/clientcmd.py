@@ -14,7 +14,7 @@ import gevent
 from gevent.event import Event
 
 from .authority import ADMIN
-from .resp import OK, bulk, error, integer, null, verbatim
+from .resp import OK, bulk, command, error, integer, null, verbatim
 
 NOT_ADMIN = error("NOPERM this user has no permissions to run the 'client|%s' command")
 PAUSE_MODES = (b"write", b"all")
@@ -110,7 +110,7 @@ SIMPLE = {
     ("getname", 2): lambda s, a: bulk(s.name) if s.name else null(s.proto),
     ("setname", 3): setname,
     ("setinfo", 4): setinfo,
-    ("info", 2): lambda s, a: verbatim(describe(s, "client|info") + "\n", s.proto),
+    ("info", 2): lambda s, a: verbatim(describe(s, "client|info", len(command(*a))) + "\n", s.proto),
     ("no-evict", 3): lambda s, a: OK,
     ("no-touch", 3): lambda s, a: OK,
 }
@@ -118,8 +118,9 @@ KNOWN = {name for name, _ in SIMPLE} | {"list", "kill", "pause", "unpause", "unb
 ADMIN_ONLY = {"kill", "pause", "unpause", "unblock"}
 
 
-def describe(s, cmd=None):
-    """A CLIENT LIST / CLIENT INFO line with Redis's fields."""
+def describe(s, cmd=None, qbuf=0):
+    """A CLIENT LIST / CLIENT INFO line with Redis's fields (qbuf: the size of
+    the command being answered, for the client asking)."""
     now = time.time()
     ps = s.pubsub
     sets = ps.names.values() if ps is not None else ()
@@ -131,10 +132,10 @@ def describe(s, cmd=None):
     flags = ("b" if s.blocked else "") + ("P" if sub or psub or ssub else "") + ("x" if in_multi else "") or "N"
     fd = s.sock.fileno() if not s.closed else -1
     return ("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d "
-            "multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=%d rbp=0 obl=0 oll=%d omem=%d tot-mem=0 "
+            "multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=%d rbp=0 obl=0 oll=%d omem=%d tot-mem=0 "
             "events=r cmd=%s user=%s redir=-1 resp=%d lib-name=%s lib-ver=%s" % (
                 s.id, s.peer(), s.proxy.cfg.Bind, fd, s.name.decode("utf-8", "replace"), now - s.created,
-                now - s.active, flags, sub, psub, ssub, len(txn.queued) if in_multi else -1,
+                now - s.active, flags, sub, psub, ssub, len(txn.queued) if in_multi else -1, qbuf,
                 s.proxy.cfg.BufSize, len(s.backlog), s.backlog_bytes, cmd or s.last_cmd or "NULL",
                 user_of(s), s.proto,
                 s.lib.get("lib-name", b"").decode("utf-8", "replace"),
@@ -175,8 +176,9 @@ def list_(session, args):
             i = len(args)
         else:
             return error("ERR syntax error")
-    return verbatim("".join(describe(s, "client|list" if s is session else None) + "\n" for s in sessions),
-                    session.proto)
+    size = len(command(*args))
+    return verbatim("".join((describe(s, "client|list", size) if s is session else describe(s)) + "\n"
+                            for s in sessions), session.proto)
 
 
 def kill(session, args):
@@ -186,7 +188,7 @@ def kill(session, args):
         victims = [s for s in sessions if s.peer() == addr]
         if not victims:
             return error("ERR No such client")
-        _close(victims)
+        _close(victims, session)
         return OK
     if len(args) % 2:
         return error("ERR syntax error")
@@ -196,6 +198,8 @@ def kill(session, args):
         if opt == b"id":
             try:
                 wanted = int(value)
+                if wanted <= 0:
+                    raise ValueError
             except ValueError:
                 return error("ERR client-id should be greater than 0")
             sessions = [s for s in sessions if s.id == wanted]
@@ -204,6 +208,9 @@ def kill(session, args):
         elif opt == b"laddr":
             sessions = [s for s in sessions if s.proxy.cfg.Bind == text]
         elif opt == b"user":
+            users = {"default"} | {g.name for g in session.proxy.authority.by_password.values()}
+            if text not in users:
+                return error("ERR No such user '%s'" % text)
             sessions = [s for s in sessions if user_of(s) == text]
         elif opt == b"type":
             if text.lower() not in ("normal", "pubsub", "master", "replica", "slave"):
@@ -224,12 +231,16 @@ def kill(session, args):
             return error("ERR syntax error")
     if skipme:
         sessions = [s for s in sessions if s is not session]
-    _close(sessions)
+    _close(sessions, session)
     return integer(len(sessions))
 
 
-def _close(sessions):
+def _close(sessions, me=None):
+    """Close clients at once; the one asking (SKIPME no) after its reply, as Redis does."""
     for s in sessions:
+        if s is me:
+            s.closing = True
+            continue
         s.hang_up()
         s.release()
 

@@ -103,13 +103,20 @@ def run_unit(src, target, unit, timeout):
            "--clients", "1", "--single", unit, "--timeout", str(timeout)]
     for tag in EXCLUDED_TAGS:
         cmd += ["--tags", "-" + tag]
+    proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     try:
-        out = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=timeout + 30,
-                             start_new_session=True).stdout
+        out = proc.communicate(timeout=timeout + 30)[0]
         status = None
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+    except subprocess.TimeoutExpired:
         status = "hang"
+    finally:
+        try:  # runtest's test server and client too, not only the shell that started them
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if status == "hang":
+        out = proc.communicate()[0] or ""
     out = ANSI.sub("", out)
     passed, failures = 0, []
     for line in out.splitlines():
