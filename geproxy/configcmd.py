@@ -58,7 +58,7 @@ def handle(proxy, proto, args):
         return _on_every_node(proxy, args)
     if sub == b"help":
         return b"*4\r\n" + bulk("CONFIG GET <pattern> [<pattern> ...]") + \
-            bulk("CONFIG SET <name> <value> [<name> <value> ...] (the proxy's online settings, Redis's on every node)") + \
+            bulk("CONFIG SET <name> <value> [...] (the proxy's online settings; Redis's on every node)") + \
             bulk("CONFIG RESETSTAT") + bulk("CONFIG REWRITE (every node)")
     return error("ERR unknown subcommand or wrong number of arguments for CONFIG. Try CONFIG HELP.")
 

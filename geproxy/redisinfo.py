@@ -152,7 +152,8 @@ def from_masters(proxy, sections):
 # name -> (render, needs the masters' INFO of these sections)
 SECTIONS = {
     "server": (server, ()), "clients": (clients, ()), "memory": (memory, ()), "stats": (stats, ("stats",)),
-    "replication": (replication, ()), "cpu": (cpu, ()), "cluster": (cluster, ()), "keyspace": (keyspace, ("keyspace",)),
+    "replication": (replication, ()), "cpu": (cpu, ()), "cluster": (cluster, ()),
+    "keyspace": (keyspace, ("keyspace",)),
     "commandstats": (commandstats, ("commandstats",)),
 }
 DEFAULT = ("server", "clients", "memory", "stats", "replication", "cpu", "cluster", "keyspace")

@@ -85,12 +85,7 @@ class Router:
             except Exception:
                 log.exception("internal error on %r", args[:3])
                 reply = INTERNAL_ERROR
-            if mute is not None and not (args[0].lower() == b"client" and args[1:2] and args[1].lower() == b"reply"):
-                reply = Muted(reply)
-                if mute == "skip" and session.mute == "skip":
-                    session.mute = None
-                    session.update_mode()
-            append(reply)
+            append(reply if mute is None else self._muted(session, mute, args, reply))
             if session.closing:
                 break
             proto = session.proto
@@ -162,6 +157,16 @@ class Router:
         if kind == "pubsub":
             return self.subscribe(session, cmd.name, args, raw)
         return error("ERR " + cmd.reason)
+
+    def _muted(self, session, mute, args, reply):
+        """CLIENT REPLY OFF|SKIP: the reply keeps its place but is not sent
+        (CLIENT REPLY itself answers as usual); SKIP lasts one command."""
+        if args[0].lower() == b"client" and args[1:2] and args[1].lower() == b"reply":
+            return reply
+        if mute == "skip" and session.mute == "skip":
+            session.mute = None
+            session.update_mode()
+        return Muted(reply)
 
     def _hold(self, pause, args):
         """Wait while CLIENT PAUSE holds this command; the pause in force after."""
