@@ -13,10 +13,9 @@ import time
 import gevent
 from gevent.event import Event
 
-from .authority import ADMIN
+from .authority import ADMIN, NOPERM
 from .resp import OK, bulk, command, error, integer, null, verbatim
 
-NOT_ADMIN = error("NOPERM this user has no permissions to run the 'client|%s' command")
 PAUSE_MODES = (b"write", b"all")
 
 
@@ -55,7 +54,7 @@ def handle(session, args):
     if fn is not None:
         return fn(session, args)
     if sub in ADMIN_ONLY and not is_admin(session):
-        return error("NOPERM this user has no permissions to run the 'client|%s' command" % sub)
+        return error(NOPERM % ("client|" + sub))
     if sub == "list":
         return list_(session, args)
     if sub == "kill" and n >= 3:
