@@ -18,11 +18,12 @@ connection, and commands that must not pass through a proxy.
 #   blocking  needs a private connection for as long as it blocks
 #   txn       MULTI/EXEC family: a private connection pinned to one slot's node
 #   pubsub    subscriptions: a private connection per subscribed client
-#   publish   to the pub/sub home master, where the subscribers are: its count is theirs
+#   home      to the home master (serverpool.home): PUBLISH, where the subscribers are, so its
+#             count is theirs; PING, answered by the proxy when the home master is down
 NOT_HERE = "%s is not allowed through geproxy"
 
 OVERRIDES = {
-    "ping": "local", "echo": "local", "quit": "local", "select": "local", "hello": "local",
+    "ping": "home", "echo": "local", "quit": "local", "select": "local", "hello": "local",
     "auth": "local", "client": "local", "readonly": "local", "readwrite": "local",
     "reset": "local", "info": "local", "cluster": "local", "asking": "local", "config": "local",
     "keys": "fanout", "scan": "fanout", "dbsize": "fanout", "randomkey": "fanout",
@@ -34,7 +35,7 @@ OVERRIDES = {
     "subscribe": "pubsub", "psubscribe": "pubsub", "unsubscribe": "pubsub",
     "punsubscribe": "pubsub", "ssubscribe": "pubsub", "sunsubscribe": "pubsub",
     "wait": "blocking", "waitaof": "blocking",
-    "publish": "publish",
+    "publish": "home",
 }
 
 DENY = {

@@ -30,6 +30,7 @@ TABLE = {
     "function|flush": (ALL, merge.all_ok),
     "function|restore": (ALL, merge.same_reply),
     "function|kill": (ASIDE, merge.any_ok),
+    "function|stats": (ASIDE, merge.running_script),
     "pubsub|channels": (ALL, merge.union),
     "pubsub|shardchannels": (ALL, merge.union),
     "pubsub|numpat": (ALL, merge.sum_integers),

@@ -38,6 +38,16 @@ def any_ok(replies):
     return next((r for r in replies if not r.startswith(b"-NOTBUSY")), replies[0])
 
 
+def running_script(replies):
+    """FUNCTION STATS: the masters share their libraries; the script running,
+    if any, is the one node's that runs it."""
+    for r in replies:
+        i = r.find(b"running_script\r\n")
+        if i > 0 and r[i + 16:i + 17] != b"_" and r[i + 16:i + 19] not in (b"*-1", b"$-1"):
+            return r
+    return next((r for r in replies if r[:1] != b"-"), replies[0])
+
+
 def concat(replies):
     return first_error(replies) or array([e for r in replies for e in elements(r)])
 

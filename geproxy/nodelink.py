@@ -6,9 +6,10 @@ that runs once the hub gets control, so every request queued in that turn,
 from any client, leaves in one write.  A reader greenlet cuts the reply stream
 at reply boundaries (framer.py) and hands each reply, unparsed, to the request
 at the head of the in-flight queue: Redis answers a connection in order, so
-FIFO is the whole bookkeeping.  The one exception is a script that runs long:
-the link then leaves that connection to the requests already on it and opens
-another (see _set_aside).
+FIFO is the whole bookkeeping.  The one exception is a script: nothing is
+written behind one (another client's GET must not wait for a script it never
+asked for), and one that runs long gets its connection to itself while new
+requests go on another (see _set_aside).
 """
 
 import logging
@@ -29,7 +30,6 @@ IDLE, CONNECTING, READY = range(3)
 READ_SIZE = 65536
 EAGER_READ = 4096   # a read this big says more is coming: try the next read before waiting
 BUSY_AFTER = 1.0    # seconds a script may hold a connection before new requests go around it
-SCRIPTS = frozenset((b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"))
 _ERRORS = (BackendError, OSError, ProtocolError, socket.timeout, ValueError)
 
 
@@ -46,11 +46,17 @@ class NodeLink:
         self.scheduled = False
         self.progress = 0.0        # when the link last sent to an idle node or heard from it
         self.aside = {}            # socket -> reader: connections left to a long script (see _set_aside)
+        self.scripts = 0           # scripts in the queue
+        self.holding = None        # the script in flight: nothing is written behind it
+        self.held_since = 0.0
+        self.recheck = False       # a flush is timed for when the script has run BUSY_AFTER
         self._loop = gevent.get_hub().loop
 
     def send(self, req):
         """Queue a request; its `done()` is called with the reply bytes."""
         self.queue.append(req)
+        if req.script:
+            self.scripts += 1
         if not self.scheduled:
             self.scheduled = True
             self._loop.run_callback(self._flush)
@@ -73,10 +79,22 @@ class NodeLink:
             return
         if self.state != READY or self.writing or not self.queue:
             return
-        if self.inflight and time.monotonic() - self.progress > BUSY_AFTER and _is_script(self.inflight[0]):
-            self._set_aside()
+        if self.holding is not None:
+            waited = time.monotonic() - self.held_since
+            if waited > BUSY_AFTER:
+                self._set_aside()
+            elif not self.recheck:
+                self.recheck = True
+                gevent.spawn_later(BUSY_AFTER - waited + 0.01, self._recheck)
             return
         batch, self.queue = self.queue, []
+        if self.scripts:  # write up to the first script; the rest waits for its reply
+            for i, req in enumerate(batch):
+                if req.script:
+                    break
+            self.scripts -= 1
+            batch, self.queue = batch[:i + 1], batch[i + 1:]
+            self.holding, self.held_since = req, time.monotonic()
         if not self.inflight:
             self.progress = time.monotonic()  # ServerTimeout counts from here, not from idle time
         self.inflight.extend(batch)
@@ -94,6 +112,10 @@ class NodeLink:
         if sent < len(data):
             self.writing = True
             gevent.spawn(self._write_rest, data[sent:])
+
+    def _recheck(self):
+        self.recheck = False
+        self._flush()
 
     def _write_rest(self, data):
         """The socket buffer was full: finish in a greenlet, then flush what queued meanwhile."""
@@ -140,7 +162,7 @@ class NodeLink:
         log.info("%s: a script has run for over %gs; new requests go on a new connection",
                  self.server.addr, BUSY_AFTER)
         self.aside[self.sock] = self.reader
-        self.sock = self.reader = None
+        self.sock = self.reader = self.holding = None
         self.inflight = deque()
         self.state = IDLE
         self._flush()
@@ -200,6 +222,11 @@ class NodeLink:
                     req = inflight.popleft()
                 except IndexError:
                     raise ProtocolError("reply without a request") from None
+                if req is self.holding:  # the script is done: what waited behind it may go
+                    self.holding = None
+                    if self.queue and not self.scheduled:
+                        self.scheduled = True
+                        self._loop.run_callback(self._flush)
                 if kind == 45:  # '-': errors may be redirections, let the request decide
                     if req.started and reply[1:4] not in REDIRECTS:
                         server.latency.record(server.addr, req.command, req.started)
@@ -230,6 +257,7 @@ class NodeLink:
         lost = list(self.inflight) + self.queue
         self.inflight.clear()
         self.queue = []
+        self.holding, self.scripts = None, 0
         if lost:
             log.warning("link to %s failed: %s", server.addr, why)
             server.note_failure()
@@ -240,13 +268,3 @@ def _answer_all(requests, why):
     reply = error(why)
     for req in requests:
         req.done(reply)
-
-
-def _is_script(req):
-    """Is this request EVAL*/FCALL*?  (Only asked of a request that is taking long.)"""
-    raw = req.raw
-    if raw[:1] != b"*":
-        return False
-    head = raw.find(b"\r\n")
-    eol = raw.find(b"\r\n", head + 2)
-    return raw[eol + 2:raw.find(b"\r\n", eol + 2)].lower() in SCRIPTS

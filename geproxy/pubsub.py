@@ -1,5 +1,5 @@
 """Pub/sub for one client: SUBSCRIBE / PSUBSCRIBE on a private connection to
-the pub/sub home master, where PUBLISH goes too (serverpool.pubsub_home), and
+the pub/sub home master, where PUBLISH goes too (serverpool.home), and
 SSUBSCRIBE on a private connection to each shard channel's master.
 
 What the backends send (confirmations, messages; RESP2 arrays or RESP3
@@ -86,7 +86,7 @@ class PubSub:
             return self._none_left(args)
         if name == "ping":
             return self.answer_through(None, raw)
-        home = self.router.pool.pubsub_home()
+        home = self.router.pool.home()
         reply = self._send(GLOBAL, home, raw, name, names)
         notify = [n for n in names if _may_notify(n, name.startswith("p"))]
         if reply == b"" and (notify or not names):

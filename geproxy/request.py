@@ -13,10 +13,12 @@ from .resp import error
 log = logging.getLogger("geproxy.request")
 
 REDIRECTS = (b"MOV", b"ASK", b"TRY", b"NOS")  # MOVED, ASK, TRYAGAIN, NOSCRIPT: the proxy retries
+NON_LOCAL = b"non local key"    # "Script attempted to access a non local key in a cluster node"
 
 
 class Request:
     __slots__ = ("raw", "reply", "owner", "slot", "redirects", "proto", "started", "command")
+    script = False                  # node links write nothing behind a script (see Script)
 
     def __init__(self, owner, raw, slot, proto):
         self.raw = raw
@@ -39,6 +41,37 @@ class Request:
                 return
         self.reply = reply
         self.owner.request_done()
+
+
+class Script(Request):
+    """EVAL*/FCALL*: it may run long, so a node link writes nothing behind it
+    until its reply is in (nodelink.py)."""
+
+    __slots__ = ()
+    script = True
+
+
+class Roaming(Script):
+    """A script or function declaring no keys (EVAL ... 0).  Redis runs it on
+    one node, which refuses keys it does not own; a direct cluster client
+    would have to guess the node.  The proxy tries the masters in turn until
+    one runs it: the node that refused ran nothing from the refused call on
+    (Redis checks a command's keys before running it), and the next try
+    starts the script afresh there."""
+
+    __slots__ = ("untried",)
+
+    def __init__(self, owner, raw, proto, untried):
+        Script.__init__(self, owner, raw, None, proto)
+        self.untried = untried      # masters not tried yet, next last
+
+    def done(self, reply):
+        if reply[0] == 45 and self.untried and NON_LOCAL in reply[:80]:
+            server = self.untried.pop()
+            if not (server.fail_until and server.is_failed()):
+                server.link(self.proto).send(self)
+                return
+        Script.done(self, reply)
 
 
 class Muted:

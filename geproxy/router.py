@@ -8,12 +8,13 @@ forwarded as they are.
 """
 
 import logging
+import random
 from binascii import crc_hqx
 
 import gevent
 
 from . import authority, blocking, fanout, localcmds, multikey, pubsub
-from .request import ASKING, DISCARD, Muted, Request
+from .request import ASKING, DISCARD, Muted, Request, Roaming, Script
 from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, decode, error, server_failed
 from .slots import key_slot
 from .transaction import Transaction
@@ -23,6 +24,8 @@ log = logging.getLogger("geproxy.router")
 MAX_REDIRECTS = 5
 INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
 OOM = error("OOM command not allowed when used memory > 'MaxMemory'")
+# Scripts: a node link writes nothing behind one; with no keys they roam (request.Roaming).
+SCRIPTS = frozenset(("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"))
 TXN_NOW = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))  # not queued inside MULTI
 
 
@@ -143,13 +146,17 @@ class Router:
             if not cmd.readonly:
                 session.last_write_slot = slot
             if slot is None:
+                if cmd.name in SCRIPTS:
+                    return self.send_roaming(session, raw, cmd.name)
                 return self.send_any(session, raw, cmd.name)
-            return self.send(session, raw, slot, cmd.name, cmd.readonly)
+            return self.send(session, raw, slot, cmd.name, cmd.readonly, Script if cmd.name in SCRIPTS else Request)
         if kind == "any":
             return self.send_any(session, raw, cmd.name)
-        if kind == "publish":
-            home = self.pool.pubsub_home()
-            return NOT_READY if home is None else self._send_to(session, raw, home, None, cmd.name)
+        if kind == "home":
+            home = self.pool.home()
+            if home is None or (home.fail_until and home.is_failed()):
+                return localcmds.handle(session, cmd.name, args) if cmd.name == "ping" else NOT_READY
+            return self._send_to(session, raw, home, None, cmd.name)
         if kind == "fanout":
             return fanout.dispatch(self, session, cmd.name, args, raw)
         if kind == "txn":
@@ -248,11 +255,11 @@ class Router:
             return reads[slot].pick()
         return self.pool.slots[slot]
 
-    def send(self, session, raw, slot, name=None, readonly=False):
+    def send(self, session, raw, slot, name=None, readonly=False, cls=Request):
         server = self.server_for(slot, readonly)
         if server is None:
             return SLOT_DOWN
-        return self._send_to(session, raw, server, slot, name)
+        return self._send_to(session, raw, server, slot, name, cls)
 
     def send_any(self, session, raw, name=None):
         server = self.pool.any_master()
@@ -260,10 +267,28 @@ class Router:
             return NOT_READY
         return self._send_to(session, raw, server, None, name)
 
-    def _send_to(self, session, raw, server, slot, name):
+    def send_roaming(self, session, raw, name=None):
+        """A script declaring no keys: the home master first, then the others
+        while the node says the script touched a key it does not own."""
+        home = self.pool.home()
+        if home is None:
+            return NOT_READY
+        masters = [s for s in self.pool.masters if s is not home]
+        random.shuffle(masters)
+        masters.append(home)
+        req = Roaming(session, raw, session.proto, masters)
+        if name and self.proxy.latency:
+            req.measure(name)
+        server = masters.pop()
         if server.fail_until and server.is_failed():
             return server_failed(server)
-        req = Request(session, raw, slot, session.proto)
+        server.link(session.proto).send(req)
+        return req
+
+    def _send_to(self, session, raw, server, slot, name, cls=Request):
+        if server.fail_until and server.is_failed():
+            return server_failed(server)
+        req = cls(session, raw, slot, session.proto)
         if name and self.proxy.latency:
             req.measure(name)
         server.link(session.proto).send(req)

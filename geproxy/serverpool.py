@@ -90,11 +90,14 @@ class ClusterServerPool:
         masters = self.masters
         return random.choice(masters) if masters else None
 
-    def pubsub_home(self):
-        """Where every client's SUBSCRIBE/PSUBSCRIBE and every PUBLISH go: the same
-        master for all (the first by address, as every geproxy on this cluster
-        picks it), so PUBLISH counts all receivers, channels and patterns, as
-        one Redis would.  Cluster pub/sub is broadcast, so any master would hear."""
+    def home(self):
+        """The proxy's home master, the same for every client (the first by
+        address, as every geproxy on this cluster picks it).  Every
+        SUBSCRIBE/PSUBSCRIBE and every PUBLISH go there, so PUBLISH counts all
+        receivers, channels and patterns, as one Redis would (cluster pub/sub is
+        broadcast, so any master would hear).  PING goes there, and keyless
+        scripts start there, so a PING meets -BUSY while such a script runs,
+        as it would on one Redis."""
         masters = self.masters
         return min(masters, key=lambda s: s.addr) if masters else None
 

@@ -97,7 +97,7 @@ def test_legacy_first_last_step():
 def test_kinds():
     kinds = {name: TABLE.get(name.encode()).kind for name in
              ("get", "mset", "time", "ping", "shutdown", "subscribe", "blpop", "xread")}
-    assert kinds == {"get": "key", "mset": "multikey", "time": "any", "ping": "local", "shutdown": "deny",
+    assert kinds == {"get": "key", "mset": "multikey", "time": "any", "ping": "home", "shutdown": "deny",
                      "subscribe": "pubsub", "blpop": "blocking", "xread": "key"}
     xread = TABLE.get(b"xread")
     assert xread.blocks([b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"])
