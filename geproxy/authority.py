@@ -44,8 +44,10 @@ NO_DBSIZE = error("NOPERM geproxy: DBSIZE counts the keys of every prefix; this 
 class Grant:
     """What one class of clients may do."""
 
-    def __init__(self, name, password="", mode="admin", key=(), read=(), write=(), unsafe_scripts=False):
+    def __init__(self, name, password="", mode="admin", key=(), read=(), write=(), unsafe_scripts=False,
+                 redis_user=False):
         self.name, self.password = name, password
+        self.redis_user = redis_user    # a Redis ACL user's login: Redis checks what reaches it
         self.level = LEVELS[mode]
         self.key, self.read, self.write = (tuple(p.encode() for p in ps) for ps in (key, read, write))
         self.prefixed = bool(self.key or self.read or self.write)
@@ -58,6 +60,13 @@ class Grant:
 
 
 EVERYONE = Grant("admin")
+
+
+def redis_user(user):
+    """The grant of a client logged in as a Redis ACL user (login.py): Redis
+    checks every command the proxy passes on; the proxy keeps its own admin
+    commands (CONFIG, CLIENT KILL, ...) from it."""
+    return Grant(user.decode("utf-8", "replace"), mode="write", redis_user=True)
 
 
 class Authority:
@@ -98,6 +107,8 @@ def check(grant, cmd, args):
     if grant.unrestricted:
         return None
     level = required_level(cmd)
+    if grant.redis_user:  # Redis checks what it is sent; the proxy, what it answers itself
+        return error(NOPERM % cmd.name) if cmd.kind == "local" and level == ADMIN else None
     if level > grant.level:
         return error(NOPERM % cmd.name)
     if grant.prefixed:

@@ -37,7 +37,7 @@ def call(router, session, raw, slot, before=()):
         if server.is_failed():
             return server_failed(server)
         try:
-            conn = private.checkout(server, session.proto)
+            conn = private.checkout(server, session.via)
         except private.ERRORS as e:
             return error("ERR geproxy: %s" % e)
         try:

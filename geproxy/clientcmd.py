@@ -142,7 +142,9 @@ def describe(s, cmd=None, qbuf=0):
 
 
 def user_of(s):
-    """The Authority class the client logged in as; Redis's "default" without [Authority]."""
+    """The Authority class or Redis ACL user the client logged in as; Redis's "default"."""
+    if s.login is not None:
+        return s.login[0].decode("utf-8", "replace")
     if not s.proxy.authority.enabled or s.grant is None:
         return "default"
     return s.grant.name

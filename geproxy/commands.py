@@ -28,7 +28,7 @@ OVERRIDES = {
     "reset": "local", "info": "local", "cluster": "local", "asking": "local", "config": "local",
     "keys": "fanout", "scan": "fanout", "dbsize": "fanout", "randomkey": "fanout",
     "flushall": "fanout", "flushdb": "fanout", "script": "fanout", "function": "fanout",
-    "pubsub": "fanout",
+    "pubsub": "fanout", "acl": "fanout",
     "mget": "multikey", "mset": "multikey", "del": "multikey", "unlink": "multikey",
     "exists": "multikey", "touch": "multikey",
     "multi": "txn", "exec": "txn", "discard": "txn", "watch": "txn", "unwatch": "txn",
@@ -42,7 +42,7 @@ DENY = {
     name: NOT_HERE % name.upper()
     for name in ("shutdown", "debug", "monitor", "sync", "psync", "replconf", "replicaof", "slaveof",
                  "failover", "swapdb", "move", "migrate", "save", "bgsave", "bgrewriteaof",
-                 "acl", "module", "restore-asking")
+                 "module", "restore-asking")
 }
 DENY["move"] = "MOVE is not allowed in cluster mode"
 DENY["swapdb"] = "SWAPDB is not allowed in cluster mode"

@@ -16,6 +16,9 @@ from .resp import NOT_READY, OK, bulk, command, decode, error, mapping
 from .settings import BY_NAME
 
 HIDDEN = frozenset(("password", "user"))
+# Names Redis has too: spelled as the proxy spells them (MaxMemory) they are the
+# proxy's; any other spelling (maxmemory) is Redis's, as clients and tools mean it.
+SHARED = frozenset(("maxmemory",))
 SECRET = ("pass", "auth", "masteruser")   # requirepass, masterauth, tls-key-file-pass, ...: never shown
 # Redis settings the proxy will not change: they would cut it off its nodes, or the nodes off each other.
 REFUSED = ("requirepass", "masterauth", "masteruser", "port", "tls-*", "bind", "bind-source-addr", "cluster-*",
@@ -66,9 +69,11 @@ def handle(proxy, proto, args):
 def get(proxy, proto, args):
     """The proxy's settings that match, then Redis's (from a master) that the proxy does not own."""
     cfg = proxy.cfg
-    patterns = [a.decode("utf-8", "replace").lower() for a in args[2:]]
+    asked = [a.decode("utf-8", "replace") for a in args[2:]]
+    patterns = [p.lower() for p in asked]
     pairs = [(bulk(s.name), bulk(show(cfg.get(s.name)))) for key, s in BY_NAME.items()
-             if key not in HIDDEN and any(fnmatchcase(key, p) for p in patterns)]
+             if key not in HIDDEN and any(fnmatchcase(key, p) for p in patterns)
+             and (key not in SHARED or any(fnmatchcase(s.name, p) for p in asked))]
     master = proxy.pool.any_master()
     if master is None:
         return mapping(pairs, proto) if pairs else NOT_READY
@@ -78,7 +83,13 @@ def get(proxy, proto, args):
     value = decode(reply)
     for k, v in (value.items() if isinstance(value, dict) else zip(value[::2], value[1::2])):
         name = k.decode("utf-8", "replace").lower()
-        if name not in BY_NAME and not any(word in name for word in SECRET):
+        if name in SHARED:  # Redis's, unless asked for only as the proxy spells it
+            ours = BY_NAME[name].name
+            if not any(fnmatchcase(name, p.lower()) and p != ours for p in asked):
+                continue
+        elif name in BY_NAME:
+            continue
+        if not any(word in name for word in SECRET):
             pairs.append((bulk(k), bulk(v)))
     return mapping(pairs, proto)
 
@@ -88,6 +99,8 @@ def set_(proxy, args):
     for name, value in zip(args[2::2], args[3::2]):
         text = name.decode("utf-8", "replace")
         s = BY_NAME.get(text.lower())
+        if s is not None and text.lower() in SHARED and text != s.name:
+            s = None  # Redis's
         if s is None:
             if any(fnmatchcase(text.lower(), p) for p in REFUSED):
                 return error("ERR geproxy does not change '%s' on its nodes: it would cut the proxy or the "

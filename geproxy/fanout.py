@@ -9,10 +9,13 @@ master or to any one, and how replies combine.
 import hashlib
 
 from . import merge, private
+from .login import proto_of
 from .request import Gather
-from .resp import NOT_READY, command, error, null
+from .clientcmd import user_of
+from .resp import NOT_READY, bulk, command, error, null
 
 ALL, ONE, ASIDE = "all", "one", "aside"   # ASIDE: every master, each on a private connection
+EVERY = "every"     # every node, replicas too, each on a private connection: ACL users live per node
 
 # name -> (targets, merge function)
 TABLE = {
@@ -36,7 +39,12 @@ TABLE = {
     "pubsub|numpat": (ALL, merge.sum_integers),
     "pubsub|numsub": (ALL, merge.count_pairs),
     "pubsub|shardnumsub": (ALL, merge.count_pairs),
+    "acl|setuser": (EVERY, merge.all_ok),
+    "acl|deluser": (EVERY, merge.same_reply),
+    "acl|load": (EVERY, merge.all_ok),
+    "acl|save": (EVERY, merge.all_ok),
 }
+OWN_USER = error("ERR geproxy: that would change the user geproxy logs in to its nodes as")
 
 SCAN_SHIFT = 10          # low bits of the client's cursor: which master (up to 1024)
 MAX_SCRIPTS = 10000      # bodies remembered for NOSCRIPT recovery
@@ -69,7 +77,7 @@ def dispatch(router, session, name, args, raw):
     if name == "scan":
         return scan(router, session, masters, args, grant if limited else None)
     if name == "randomkey" and limited:
-        return random_readable(masters, grant, session.proto)
+        return random_readable(masters, grant, session.via)
     targets, how = TABLE.get(name, (ONE, None))
     if name == "keys" and limited:
         how = merge.readable(how, grant)
@@ -77,23 +85,32 @@ def dispatch(router, session, name, args, raw):
         router.scripts.remember(args[2])
     elif name == "script|flush":
         router.scripts.bodies.clear()
+    if name == "acl|whoami":
+        return bulk(user_of(session))
+    if name in ("acl|setuser", "acl|deluser"):
+        users = args[2:3] if name == "acl|setuser" else args[2:]
+        if (router.pool.cfg.User or "default").encode() in users:
+            return OWN_USER
+    if targets == EVERY:
+        nodes = [s for s in router.pool.servers.values() if not s.cluster_fail]
+        return how(private.call_each(nodes, raw, session.via))
     if targets == ONE:
         return router.send_any(session, raw)
     if targets == ASIDE:
-        return how(private.call_each(masters, raw, session.proto))
+        return how(private.call_each(masters, raw, session.via))
     g = Gather(session, how)
     for server in masters:
         router.submit(server, g.part(raw, None))
     return g.close()
 
 
-def random_readable(masters, grant, proto, tries=5):
+def random_readable(masters, grant, via, tries=5):
     """RANDOMKEY for a class with key prefixes: a few draws, then nil."""
     for _ in range(tries):
-        for reply in private.call_each(masters, b"*1\r\n$9\r\nRANDOMKEY\r\n", proto):
+        for reply in private.call_each(masters, b"*1\r\n$9\r\nRANDOMKEY\r\n", via):
             if reply[:1] == b"$" and reply != b"$-1\r\n" and grant.may_read(reply[reply.index(b"\r\n") + 2:-2]):
                 return reply
-    return null(proto)
+    return null(proto_of(via))
 
 
 def scan(router, session, masters, args, grant=None):

@@ -12,7 +12,7 @@ from greenlet import greenlet
 from . import __version__, redisinfo
 
 
-def render(proxy, args):
+def render(proxy, args, via=2):
     """INFO [section ...], INFO Latency <name>, INFO ServerLatency <addr> [name].
     LookupError for an unknown monitor."""
     wanted = [a.lower() for a in args] or ["default"]
@@ -25,7 +25,7 @@ def render(proxy, args):
     elif "default" in wanted:
         wanted = list(SECTIONS) + list(redisinfo.DEFAULT)
     parts = [render_section(proxy) for name, render_section in SECTIONS.items() if name in wanted]
-    return "\r\n".join(parts + redisinfo.render(proxy, wanted))
+    return "\r\n".join(parts + redisinfo.render(proxy, wanted, via))
 
 
 def _lines(title, rows):

@@ -2,9 +2,10 @@
 QUIT, RESET) and things that only make sense for the proxy (INFO, CLUSTER
 KEYSLOT).  Each handler takes (session, args) and returns reply bytes."""
 
-from . import __version__, clientcmd, configcmd, info
-from .authority import FAILED_AUTH, WRONGPASS
-from .resp import OK, PONG, bulk, error, integer, mapping, simple, verbatim
+from . import __version__, clientcmd, configcmd, info, private
+from .authority import FAILED_AUTH, WRONGPASS, redis_user
+from .login import Login
+from .resp import NOT_READY, OK, PONG, bulk, error, integer, mapping, simple, verbatim
 from .slots import key_slot
 
 NOT_INT = error("ERR value is not an integer or out of range")
@@ -52,20 +53,46 @@ def auth(session, args):
 
 
 def _login(session, user, password):
-    """Switch the client to the class the password names; the error reply if none."""
-    grant = session.proxy.authority.authenticate(user, password)
+    """Switch the client to the class the password names or, without
+    [Authority], to the Redis ACL user named (login.py); the error reply if none."""
+    authority = session.proxy.authority
+    if not authority.enabled and user is not None and user != b"default":
+        return _redis_login(session, user, password)
+    grant = authority.authenticate(user, password)
     if grant is None:
-        session.proxy.stats.auth_failures += 1
-        FAILED_AUTH.note(session.peer())
-        return WRONGPASS
-    session.grant = grant
+        return _failed(session)
+    session.grant, session.login = grant, None
     session.update_mode()
     return None
+
+
+def _redis_login(session, user, password):
+    """Log in as a Redis ACL user: a master must accept the pair first."""
+    home = session.proxy.pool.home()
+    if home is None:
+        return NOT_READY
+    try:
+        private.checkout(home, Login(session.proto, user, password)).release()
+    except private.ERRORS as e:
+        if "WRONGPASS" in str(e):
+            return _failed(session)
+        return error("ERR geproxy: could not check the login with %s: %s" % (home.addr, e))
+    session.grant, session.login = redis_user(user), (user, password)
+    session.update_mode()
+    return None
+
+
+def _failed(session):
+    session.proxy.stats.auth_failures += 1
+    FAILED_AUTH.note(session.peer())
+    return WRONGPASS
 
 
 def reset(session, args):
     session.release()
     session.proto = 2
+    if session.login is not None:  # RESET logs a client out, back to what it had before AUTH
+        session.login, session.grant = None, session.proxy.authority.default
     session.name = b""
     session.update_mode()
     return simple("RESET")
@@ -132,7 +159,7 @@ def config(session, args):
 
 def info_(session, args):
     try:
-        text = info.render(session.proxy, [a.decode("utf-8", "replace") for a in args[1:]])
+        text = info.render(session.proxy, [a.decode("utf-8", "replace") for a in args[1:]], session.via)
     except LookupError as e:
         return error("ERR %s" % e)
     return verbatim(text, session.proto)

@@ -6,9 +6,10 @@ that runs once the hub gets control, so every request queued in that turn,
 from any client, leaves in one write.  A reader greenlet cuts the reply stream
 at reply boundaries (framer.py) and hands each reply, unparsed, to the request
 at the head of the in-flight queue: Redis answers a connection in order, so
-FIFO is the whole bookkeeping.  The one exception is a script: nothing is
-written behind one (another client's GET must not wait for a script it never
-asked for), and one that runs long gets its connection to itself while new
+FIFO is the whole bookkeeping.  The one exception is a script: it is written
+alone, on a connection with nothing else in flight, and nothing from other
+clients is written behind it (their GET must not wait for a script they never
+asked for); one that runs long gets its connection to itself while new
 requests go on another (see _set_aside).
 """
 
@@ -21,6 +22,7 @@ import gevent
 
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
+from .login import credentials
 from .request import REDIRECTS
 from .resp import ProtocolError, error
 
@@ -34,9 +36,9 @@ _ERRORS = (BackendError, OSError, ProtocolError, socket.timeout, ValueError)
 
 
 class NodeLink:
-    def __init__(self, server, proto):
+    def __init__(self, server, via):
         self.server = server
-        self.proto = proto
+        self.via = via             # how its connection logs in (login.py)
         self.queue = []            # requests not yet written
         self.inflight = deque()    # written, waiting for their reply, in order
         self.state = IDLE
@@ -80,21 +82,21 @@ class NodeLink:
         if self.state != READY or self.writing or not self.queue:
             return
         if self.holding is not None:
-            waited = time.monotonic() - self.held_since
-            if waited > BUSY_AFTER:
-                self._set_aside()
-            elif not self.recheck:
-                self.recheck = True
-                gevent.spawn_later(BUSY_AFTER - waited + 0.01, self._recheck)
-            return
-        batch, self.queue = self.queue, []
-        if self.scripts:  # write up to the first script; the rest waits for its reply
-            for i, req in enumerate(batch):
-                if req.script:
-                    break
-            self.scripts -= 1
-            batch, self.queue = batch[:i + 1], batch[i + 1:]
-            self.holding, self.held_since = req, time.monotonic()
+            batch = self._followers()
+            if not batch:
+                if time.monotonic() - self.held_since > BUSY_AFTER:
+                    self._set_aside()
+                else:
+                    self._recheck_later()
+                return
+            if self.queue:
+                self._recheck_later()
+        else:
+            batch, self.queue = self.queue, []
+            if self.scripts:
+                batch = self._script_barrier(batch)
+                if not batch:
+                    return
         if not self.inflight:
             self.progress = time.monotonic()  # ServerTimeout counts from here, not from idle time
         self.inflight.extend(batch)
@@ -112,6 +114,49 @@ class NodeLink:
         if sent < len(data):
             self.writing = True
             gevent.spawn(self._write_rest, data[sent:])
+
+    def _script_barrier(self, batch):
+        """What of `batch` to write now: a script goes alone on a connection with
+        nothing in flight, for Redis sends no reply on a connection while a
+        script runs on it, even replies to commands it ran before the script.
+        The rest stays queued, behind the script."""
+        for i, req in enumerate(batch):
+            if req.script:
+                break
+        else:
+            self.scripts = 0
+            return batch
+        if i or self.inflight:  # first what comes before it, then wait for their replies
+            self.queue = batch[i:] + self.queue
+            return batch[:i]
+        self.scripts -= 1
+        self.queue = batch[1:] + self.queue
+        self.holding, self.held_since = req, time.monotonic()
+        if self.queue:  # its client's next requests follow it now; the others wait
+            self.scheduled = True
+            self._loop.run_callback(self._flush)
+        return batch[:1]
+
+    def _followers(self):
+        """While a script holds the connection, its own client's next requests
+        (those queued before anyone else's) follow it there, as on one Redis
+        connection; other clients' wait."""
+        owner, queue = self.holding.owner, self.queue
+        n = 0
+        while n < len(queue) and queue[n].owner is owner:  # up to another's: order on a link is kept
+            n += 1
+        mine, self.queue = queue[:n], queue[n:]
+        for req in mine:
+            if req.script:
+                self.scripts -= 1
+                self.holding = req
+        return mine
+
+    def _recheck_later(self):
+        """Requests wait behind a script: look again when it has run BUSY_AFTER."""
+        if not self.recheck:
+            self.recheck = True
+            gevent.spawn_later(BUSY_AFTER - (time.monotonic() - self.held_since) + 0.01, self._recheck)
 
     def _recheck(self):
         self.recheck = False
@@ -133,7 +178,7 @@ class NodeLink:
         cfg = server.cfg
         try:
             sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive)
-            cmds = handshake_commands(self.proto, cfg.User, cfg.Password, readonly=server.role == "slave")
+            cmds = handshake_commands(*credentials(self.via, cfg), readonly=server.role == "slave")
             if cmds:
                 try:
                     sock.sendall(b"".join(cmds))
@@ -238,6 +283,9 @@ class NodeLink:
                     req.owner.request_done()
             server.responses += len(replies)
             server.failures = 0
+            if self.scripts and not inflight and self.queue and not self.scheduled:  # a script may go now
+                self.scheduled = True
+                self._loop.run_callback(self._flush)
             if not inflight and sock in self.aside:  # a set-aside connection has done its part
                 self._close_aside(sock)
                 return

@@ -14,22 +14,23 @@ import gevent
 
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
+from .login import credentials
 from .resp import ProtocolError, error
 
-MAX_IDLE = 16  # idle private connections kept per server and protocol
+MAX_IDLE = 16  # idle private connections kept per server and via (protocol, login)
 DEFAULT = object()  # the socket's own timeout: ServerTimeout
 
 
 class PrivateConn:
-    def __init__(self, server, proto):
+    def __init__(self, server, via):
         self.server = server
-        self.proto = proto
+        self.via = via              # how it logs in (login.py); a HELLO after WATCH changes it
         cfg = server.cfg
         self.sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive)
         self.framer = Framer()
         self.ready = deque()        # whole replies received, not yet taken
         try:
-            cmds = handshake_commands(proto, cfg.User, cfg.Password)
+            cmds = handshake_commands(*credentials(via, cfg))
             if cmds:
                 self.sock.sendall(b"".join(cmds))
                 read_replies(self.sock, len(cmds), "%s: handshake" % server.addr)
@@ -79,7 +80,7 @@ class PrivateConn:
     def release(self):
         """Back to the idle list, for the next client."""
         self.sock.settimeout(self.server.cfg.ServerTimeout or None)
-        idle = self.server.idle_private.setdefault(self.proto, [])
+        idle = self.server.idle_private.setdefault(self.via, [])
         if self.ready or self.framer.pending() or len(idle) >= MAX_IDLE:
             self.close()
         else:
@@ -92,34 +93,34 @@ class PrivateConn:
             self.server.connections -= 1
 
 
-def checkout(server, proto):
-    """An idle private connection to `server`, or a new one."""
-    idle = server.idle_private.get(proto)
+def checkout(server, via):
+    """An idle private connection to `server`, or a new one, logged in as `via` says."""
+    idle = server.idle_private.get(via)
     while idle:
         conn = idle.pop()
         if conn.sock is not None:
             return conn
-    return PrivateConn(server, proto)
+    return PrivateConn(server, via)
 
 
 ERRORS = (BackendError, OSError, ProtocolError, socket.timeout)
 CALL_TIMEOUT = 5.0      # seconds a node may take to answer call_each
 
 
-def call_each(servers, raw, proto=2, keep=True):
+def call_each(servers, raw, via=2, keep=True):
     """Send `raw` to every server, each on a private connection, in parallel;
     their replies (an error reply for a node that failed), in order.  For what
     must not queue behind other clients' requests (SCRIPT KILL behind the very
     script it stops) or concerns every node (CONFIG SET).  keep=False closes
     the connections after (for what is asked now and then, like INFO)."""
-    jobs = [gevent.spawn(_call_one, server, raw, proto, keep) for server in servers]
+    jobs = [gevent.spawn(_call_one, server, raw, via, keep) for server in servers]
     gevent.joinall(jobs)
     return [job.value for job in jobs]
 
 
-def _call_one(server, raw, proto, keep):
+def _call_one(server, raw, via, keep):
     try:
-        conn = checkout(server, proto)
+        conn = checkout(server, via)
     except ERRORS as e:
         return error("ERR geproxy: %s" % e)
     try:

@@ -109,7 +109,7 @@ class PubSub:
                 if name.endswith("unsubscribe"):
                     continue
                 try:
-                    conn = self.echoes[server.addr] = private.checkout(server, self.session.proto)
+                    conn = self.echoes[server.addr] = private.checkout(server, self.session.via)
                 except private.ERRORS as e:
                     log.warning("client %s: no keyspace notifications from %s: %s", self.session.peer(),
                                 server.addr, e)
@@ -163,7 +163,7 @@ class PubSub:
             if server is None:
                 return NOT_READY
             try:
-                conn = private.checkout(server, self.session.proto)
+                conn = private.checkout(server, self.session.via)
             except private.ERRORS as e:
                 return error("ERR geproxy: %s" % e)
             self.conns[key] = conn

@@ -127,13 +127,13 @@ def commandstats(proxy, nodes):
             t["failed_calls"])) for name, t in sorted(total.items())])
 
 
-def from_masters(proxy, sections):
+def from_masters(proxy, sections, via=2):
     """Each master's INFO for `sections`, as {section: {field: value or {k: v}}}."""
     masters = list(proxy.pool.masters)
     if not masters:
         return []
     out = []
-    for reply in private.call_each(masters, command("INFO", *sections), keep=False):
+    for reply in private.call_each(masters, command("INFO", *sections), via, keep=False):
         if reply[:1] == b"-":
             continue
         text = decode(reply)
@@ -159,11 +159,11 @@ SECTIONS = {
 DEFAULT = ("server", "clients", "memory", "stats", "replication", "cpu", "cluster", "keyspace")
 
 
-def render(proxy, wanted):
+def render(proxy, wanted, via=2):
     """The Redis sections in `wanted` (lower-case names), in Redis's order."""
     names = [n for n in SECTIONS if n in wanted]
     needed = sorted({s for n in names for s in SECTIONS[n][1]})
-    nodes = from_masters(proxy, needed) if needed else []
+    nodes = from_masters(proxy, needed, via) if needed else []  # as the client's Redis user, if one
     out = []
     for n in names:
         fn, asks = SECTIONS[n]

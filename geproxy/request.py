@@ -17,16 +17,16 @@ NON_LOCAL = b"non local key"    # "Script attempted to access a non local key in
 
 
 class Request:
-    __slots__ = ("raw", "reply", "owner", "slot", "redirects", "proto", "started", "command")
+    __slots__ = ("raw", "reply", "owner", "slot", "redirects", "via", "started", "command")
     script = False                  # node links write nothing behind a script (see Script)
 
-    def __init__(self, owner, raw, slot, proto):
+    def __init__(self, owner, raw, slot, via):
         self.raw = raw
         self.reply = None
         self.owner = owner          # has request_done() and router: the session, or a parent request
         self.slot = slot
         self.redirects = 0
-        self.proto = proto
+        self.via = via              # which node link: RESP version, or a user's Login (login.py)
         self.started = 0.0          # perf_counter() when latency monitors measure it
 
     def measure(self, command):
@@ -61,15 +61,15 @@ class Roaming(Script):
 
     __slots__ = ("untried",)
 
-    def __init__(self, owner, raw, proto, untried):
-        Script.__init__(self, owner, raw, None, proto)
+    def __init__(self, owner, raw, via, untried):
+        Script.__init__(self, owner, raw, None, via)
         self.untried = untried      # masters not tried yet, next last
 
     def done(self, reply):
         if reply[0] == 45 and self.untried and NON_LOCAL in reply[:80]:
             server = self.untried.pop()
             if not (server.fail_until and server.is_failed()):
-                server.link(self.proto).send(self)
+                server.link(self.via).send(self)
                 return
         Script.done(self, reply)
 
@@ -108,19 +108,19 @@ class Gather:
     into one reply when the last part is in: MGET over slots, DBSIZE over
     masters, and the like."""
 
-    __slots__ = ("owner", "router", "proto", "parts", "pending", "merge", "reply")
+    __slots__ = ("owner", "router", "via", "parts", "pending", "merge", "reply")
 
     def __init__(self, owner, merge):
         self.owner = owner
         self.router = owner.router
-        self.proto = owner.proto
+        self.via = owner.via
         self.parts = []
         self.pending = 1            # held until every part is added (see close)
         self.merge = merge          # [part replies] -> reply bytes
         self.reply = None
 
     def part(self, raw, slot):
-        req = Request(self, raw, slot, self.proto)
+        req = Request(self, raw, slot, self.via)
         self.parts.append(req)
         self.pending += 1
         return req

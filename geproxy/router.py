@@ -55,7 +55,7 @@ class Router:
         lookup = table.lookup if table is not None and not self.proxy.oom else {}
         slots = self.pool.slots
         reads = self.pool.reads
-        proto = session.proto
+        via = session.via
         append = replies.append
         measure = bool(self.proxy.latency)
         pause = self.proxy.pause
@@ -76,10 +76,10 @@ class Router:
                     if server is not None and not server.fail_until and (n == a if a > 0 else n >= -a):
                         if not cmd.readonly:
                             session.last_write_slot = slot  # for WAIT
-                        req = Request(session, raw, slot, proto)
+                        req = Request(session, raw, slot, via)
                         if measure:
                             req.measure(cmd.name)
-                        (server.links.get(proto) or server.link(proto)).send(req)
+                        (server.links.get(via) or server.link(via)).send(req)
                         append(req)
                         continue
             mute = session.mute
@@ -91,7 +91,7 @@ class Router:
             append(reply if mute is None else self._muted(session, mute, args, reply))
             if session.closing:
                 break
-            proto = session.proto
+            via = session.via
 
     def dispatch(self, session, args, raw):
         """The reply bytes, or a Request whose reply will come."""
@@ -276,22 +276,22 @@ class Router:
         masters = [s for s in self.pool.masters if s is not home]
         random.shuffle(masters)
         masters.append(home)
-        req = Roaming(session, raw, session.proto, masters)
+        req = Roaming(session, raw, session.via, masters)
         if name and self.proxy.latency:
             req.measure(name)
         server = masters.pop()
         if server.fail_until and server.is_failed():
             return server_failed(server)
-        server.link(session.proto).send(req)
+        server.link(session.via).send(req)
         return req
 
     def _send_to(self, session, raw, server, slot, name, cls=Request):
         if server.fail_until and server.is_failed():
             return server_failed(server)
-        req = cls(session, raw, slot, session.proto)
+        req = cls(session, raw, slot, session.via)
         if name and self.proxy.latency:
             req.measure(name)
-        server.link(session.proto).send(req)
+        server.link(session.via).send(req)
         return req
 
     def submit(self, server, req):
@@ -299,7 +299,7 @@ class Router:
         if server.fail_until and server.is_failed():
             req.done(server_failed(server))
         else:
-            server.link(req.proto).send(req)
+            server.link(req.via).send(req)
 
     def submit_slot(self, slot, req, readonly=False):
         server = self.server_for(slot, readonly)
@@ -327,7 +327,7 @@ class Router:
             return True
         addr = words[2].decode()
         server = self.pool.server(addr)
-        link = server.link(req.proto)
+        link = server.link(req.via)
         if kind == b"MOVED":
             self.pool.moved(int(words[1]), addr)
         else:
@@ -347,7 +347,7 @@ class Router:
         req.redirects += 1
         load = command("SCRIPT", "LOAD", body)
         for server in self.pool.masters:
-            server.link(req.proto).send(Request(DISCARD, load, None, req.proto))
+            server.link(req.via).send(Request(DISCARD, load, None, req.via))
         self._retry(req)
         return True
 
@@ -357,4 +357,4 @@ class Router:
             req.reply = SLOT_DOWN
             req.owner.request_done()
             return
-        server.link(req.proto).send(req)
+        server.link(req.via).send(req)

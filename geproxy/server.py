@@ -27,16 +27,17 @@ class Server:
         self.dc = ""
         self.cluster_fail = False       # the cluster itself flags the node as failed
         self.links = {}
-        self.idle_private = {}          # proto -> [PrivateConn]
+        self.idle_private = {}          # via (login.py) -> [PrivateConn]
         self.failures = 0               # in a row
         self.fail_until = 0.0
         self.connections = self.connect = 0
         self.requests = self.responses = self.send_bytes = self.recv_bytes = 0
 
-    def link(self, proto):
-        link = self.links.get(proto)
+    def link(self, via):
+        """The shared link for `via`: a RESP version, or a user's Login (login.py)."""
+        link = self.links.get(via)
         if link is None:
-            link = self.links[proto] = NodeLink(self, proto)
+            link = self.links[via] = NodeLink(self, via)
         return link
 
     def current_is_fail(self):

@@ -17,6 +17,7 @@ from collections import deque
 import gevent
 from gevent.event import Event
 
+from .login import Login
 from .reqparser import RequestParser
 from .resp import error
 
@@ -35,6 +36,8 @@ class Session:
         self.address = address
         self.id = next(_ids)
         self.proto = 2
+        self.login = None           # (user, password) of a Redis ACL user (login.py)
+        self.via = 2                # how its node connections log in: proto, or a Login
         self.name = b""
         self.lib = {}
         self.created = self.active = time.time()
@@ -116,6 +119,9 @@ class Session:
     # -- state kept for the client --
 
     def update_mode(self):
+        """After a change of protocol, login or state: which connections carry
+        this client's commands, and whether it may take the router's fast path."""
+        self.via = self.proto if self.login is None else Login(self.proto, *self.login)
         grant, ps = self.grant, self.pubsub
         self.plain = (grant is not None and grant.unrestricted and self.mute is None
                       and not (self.txn is not None and self.txn.in_multi)

@@ -10,6 +10,7 @@ while queueing does in Redis (EXECABORT).
 """
 
 from . import private
+from .login import credentials
 from .resp import CROSSSLOT, OK, command, error
 from .slots import key_slot
 
@@ -123,10 +124,12 @@ class Transaction:
         try:
             conn = self.conn or self._checkout()
             self.conn = conn
-            proto = self.session.proto
-            if conn.proto != proto:  # HELLO after WATCH: the pinned connection follows
-                conn.call(command("HELLO", proto))
-                conn.proto = proto
+            via = self.session.via
+            if conn.via != via:  # HELLO or AUTH after WATCH: the pinned connection follows
+                proto, user, password = credentials(via, conn.server.cfg)
+                auth = ("AUTH", user or "default", password) if password else ()
+                conn.call(command("HELLO", proto, *auth))
+                conn.via = via
             replies = conn.call(data, n + 2)
         except private.ERRORS as e:
             self._drop()
@@ -149,7 +152,7 @@ class Transaction:
         server = pool.master_for(self.slot)
         if server is None:
             raise private.BackendError("no node serves this slot")
-        return private.checkout(server, self.session.proto)
+        return private.checkout(server, self.session.via)
 
     def _unwatch_and_reset(self):
         if self.conn is not None:

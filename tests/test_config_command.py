@@ -33,7 +33,7 @@ def test_get_everything(p, cluster):
     theirs = set(got) - ours   # Redis's own settings, from a master, secrets removed
     assert {'maxmemory-policy', 'list-max-listpack-size', 'save', 'appendonly'} <= theirs
     assert not {'requirepass', 'masterauth', 'masteruser'} & theirs
-    assert 'maxmemory' not in theirs  # the proxy's MaxMemory answers for it
+    assert 'maxmemory' in theirs  # Redis's; the proxy's is MaxMemory
     assert got['Name'] == 'cfg-test' and got['Bind'] == '%s:%d' % (HOST, p.port)
     assert got['WorkerProcesses'] == '1' and got['MaxMemory'] == str(1 << 30)
     assert got['MasterReadPriority'] == '100' and got['ServerFailureLimit'] == '3'
@@ -45,21 +45,37 @@ def test_get_globs(p):
     samples = config_get(p.port, 'Log*Sample')
     assert sorted(samples) == sorted('Log%sSample' % w for w in ('Verb', 'Debug', 'Info', 'Notice', 'Warn', 'Error'))
     assert samples['LogInfoSample'] == '1' and samples['LogVerbSample'] == '0'
-    assert config_get(p.port, 'maxmemory') == {'MaxMemory': str(1 << 30)}
-    assert config_get(p.port, 'MAXMEMORY') == {'MaxMemory': str(1 << 30)}
+    # A name Redis has too: the proxy's when spelled as the proxy spells it, else Redis's.
+    assert config_get(p.port, 'MaxMemory') == {'MaxMemory': str(1 << 30)}
+    assert config_get(p.port, 'maxmemory') == {'maxmemory': '0'}
+    assert config_get(p.port, 'MAXMEMORY') == {'MAXMEMORY': '0'}  # Redis answers in the asked spelling
     assert config_get(p.port, '?ame') == {'Name': 'cfg-test'}
     assert config_get(p.port, 'nothing-like-this*') == {}
-    two = call(p.port, 'CONFIG', 'GET', 'maxmemory', 'clienttimeout')
+    two = call(p.port, 'CONFIG', 'GET', 'MaxMemory', 'clienttimeout')
     assert two == b'*4\r\n$9\r\nMaxMemory\r\n$10\r\n1073741824\r\n$13\r\nClientTimeout\r\n$1\r\n0\r\n'
 
 
 def test_set_online_settings(p, restore):
     assert call(p.port, 'CONFIG', 'SET', 'MaxMemory', '900M') == b'+OK\r\n'
-    assert config_get(p.port, 'maxmemory') == {'MaxMemory': str(900 << 20)}
+    assert config_get(p.port, 'MaxMemory') == {'MaxMemory': str(900 << 20)}
     assert fields(info(p.port, 'SystemResource'))['MaxMemory'] == str(900 << 20)
     assert call(p.port, 'CONFIG', 'SET', 'loginfosample', '7', 'allowmisslog', 'no') == b'+OK\r\n'
     assert config_get(p.port, 'LogInfoSample') == {'LogInfoSample': '7'}
     assert config_get(p.port, 'AllowMissLog') == {'AllowMissLog': 'false'}
+    assert call(p.port, 'SET', 'cfg:k', 'v') == b'+OK\r\n'
+
+
+def test_maxmemory_spelled_as_redis_spells_it_is_redis(p, cluster, restore):
+    """CONFIG SET maxmemory is what Redis clients and tools mean: every node's
+    limit, leaving the proxy's own MaxMemory alone."""
+    try:
+        assert call(p.port, 'CONFIG', 'SET', 'maxmemory', '1') == b'+OK\r\n'
+        assert config_get(p.port, 'MaxMemory') == {'MaxMemory': str(1 << 30)}
+        for addr in cluster.addrs:
+            assert config_get(int(addr.rsplit(':', 1)[1]), 'maxmemory') == {'maxmemory': '1'}
+        assert call(p.port, 'SET', 'cfg:k', 'v').startswith(b"-OOM command not allowed when used memory > 'maxmemory'")
+    finally:
+        assert call(p.port, 'CONFIG', 'SET', 'maxmemory', '0') == b'+OK\r\n'
     assert call(p.port, 'SET', 'cfg:k', 'v') == b'+OK\r\n'
 
 
@@ -112,7 +128,7 @@ def test_set_several_is_all_or_nothing(p, restore):
     """As in Redis 7: if one of the parameters fails, none is applied."""
     reply = call(p.port, 'CONFIG', 'SET', 'MaxMemory', '500M', 'ClientTimeout', 'soon')
     assert reply.startswith(b'-ERR'), reply
-    assert config_get(p.port, 'maxmemory') == {'MaxMemory': str(1 << 30)}
+    assert config_get(p.port, 'MaxMemory') == {'MaxMemory': str(1 << 30)}
 
 
 def test_bad_config_syntax(p):
@@ -166,7 +182,7 @@ def test_redis_setting_goes_to_every_node(p, cluster):
 
 def test_proxy_and_redis_settings_in_one_set(p, cluster, restore):
     assert call(p.port, 'CONFIG', 'SET', 'MaxMemory', '800M', 'hash-max-listpack-entries', '77') == b'+OK\r\n'
-    assert config_get(p.port, 'maxmemory') == {'MaxMemory': str(800 << 20)}
+    assert config_get(p.port, 'MaxMemory') == {'MaxMemory': str(800 << 20)}
     assert set(node_config(cluster, 'hash-max-listpack-entries').values()) == {'77'}
     call(p.port, 'CONFIG', 'SET', 'hash-max-listpack-entries', '128')
 
