@@ -13,6 +13,7 @@ from gevent import select
 from . import private
 from .clientcmd import Unblocked
 from .resp import SLOT_DOWN, command, error, server_failed
+from .server import LinkHold
 from .slots import key_slot
 
 MAX_REDIRECTS = 5
@@ -36,13 +37,18 @@ def call(router, session, raw, slot, before=()):
             return SLOT_DOWN
         if server.is_failed():
             return server_failed(server)
+        hold = LinkHold(server)
         try:
             conn = private.checkout(server, session.via)
         except private.ERRORS as e:
+            hold.release()
             return error("ERR geproxy: %s" % e)
         try:
             lead = ([ASKING] if asking else []) + list(before)
-            conn.send(b"".join(lead) + raw, len(lead) + 1)
+            try:
+                conn.send(b"".join(lead) + raw, len(lead) + 1)
+            finally:
+                hold.release()
             for _ in lead:
                 wait(conn, session)
             session.blocked = True

@@ -63,6 +63,12 @@ class NodeLink:
             self.scheduled = True
             self._loop.run_callback(self._flush)
 
+    def kick(self):
+        """Flush soon, if anything waits (after a LinkHold)."""
+        if self.queue and not self.scheduled:
+            self.scheduled = True
+            self._loop.run_callback(self._flush)
+
     def close(self):
         if self.state != IDLE:
             self._fail("link closed")
@@ -79,7 +85,7 @@ class NodeLink:
                 self.state = CONNECTING
                 gevent.spawn(self._connect)
             return
-        if self.state != READY or self.writing or not self.queue:
+        if self.state != READY or self.writing or not self.queue or self.server.holds:
             return
         if self.holding is not None:
             batch = self._followers()

@@ -156,7 +156,7 @@ class Router:
             home = self.pool.home()
             if home is None or (home.fail_until and home.is_failed()):
                 return localcmds.handle(session, cmd.name, args) if cmd.name == "ping" else NOT_READY
-            return self._send_to(session, raw, home, None, cmd.name)
+            return self._send_to(session, raw, home, None, None if cmd.name == "ping" else cmd.name)  # PING: unmeasured
         if kind == "fanout":
             return fanout.dispatch(self, session, cmd.name, args, raw)
         if kind == "txn":

@@ -9,9 +9,12 @@ instead of piling up behind a dead socket; after that it is tried again.
 import logging
 import time
 
+import gevent
+
 from .nodelink import NodeLink
 
 log = logging.getLogger("geproxy.server")
+HOLD_MAX = 0.05     # seconds shared links may wait for a private connection to be readied
 
 
 class Server:
@@ -28,6 +31,7 @@ class Server:
         self.cluster_fail = False       # the cluster itself flags the node as failed
         self.links = {}
         self.idle_private = {}          # via (login.py) -> [PrivateConn]
+        self.holds = 0                  # private connections being readied: shared links wait (LinkHold)
         self.failures = 0               # in a row
         self.fail_until = 0.0
         self.connections = self.connect = 0
@@ -67,3 +71,27 @@ class Server:
 
     def __repr__(self):
         return "<Server %s %s>" % (self.addr, self.role)
+
+
+class LinkHold:
+    """While a blocking command's private connection to this node is being
+    readied (maybe dialled), the shared links wait, so a command another client
+    sent after it (BLPOP, then someone's LPUSH) does not reach the node first.
+    Never longer than HOLD_MAX: a slow dial does not stall the node's traffic."""
+
+    def __init__(self, server):
+        self.server = server
+        server.holds += 1
+        self.timer = gevent.get_hub().loop.timer(HOLD_MAX)
+        self.timer.start(self.release)
+
+    def release(self):
+        server, self.server = self.server, None
+        if server is None:
+            return
+        self.timer.stop()
+        server.holds -= 1
+        if not server.holds:
+            for link in server.links.values():
+                link.kick()
+

@@ -128,7 +128,7 @@ def test_refusal_inside_multi_aborts_the_transaction(p, client):
 
 def test_admin_class(p, client):
     c = client('bcd')
-    assert ask(c, 'CONFIG', 'GET', 'maxmemory') == b'*2\r\n$9\r\nMaxMemory\r\n$1\r\n0\r\n'
+    assert ask(c, 'CONFIG', 'GET', 'MaxMemory') == b'*2\r\n$9\r\nMaxMemory\r\n$1\r\n0\r\n'
     assert ask(c, 'CONFIG', 'SET', 'MaxMemory', '0') == b'+OK\r\n'
     assert ask(c, 'SET', 'Other:admin', 'z') == b'+OK\r\n'
     assert ask(c, 'DEL', 'Other:admin') == b':1\r\n'
@@ -218,7 +218,7 @@ def test_no_passwordless_class_means_noauth(noauth_proxy):
 
 
 def test_no_authority_section_everyone_is_admin(proxy):
-    assert call(proxy.port, 'CONFIG', 'GET', 'maxmemory') == b'*2\r\n$9\r\nMaxMemory\r\n$1\r\n0\r\n'
+    assert call(proxy.port, 'CONFIG', 'GET', 'MaxMemory') == b'*2\r\n$9\r\nMaxMemory\r\n$1\r\n0\r\n'
     assert call(proxy.port, 'CONFIG', 'SET', 'MaxMemory', '0') == b'+OK\r\n'
     assert call(proxy.port, 'SET', 'Other:free', 'x') == b'+OK\r\n'
     assert call(proxy.port, 'EVAL', 'return 1', '0') == b':1\r\n'

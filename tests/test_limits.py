@@ -50,7 +50,7 @@ def test_maxmemory_online(make_proxy):
 
 def test_maxmemory_from_the_file(make_proxy):
     p = make_proxy(top={'MaxMemory': '1M'})     # far below any Python process
-    assert config_get(p.port, 'maxmemory') == {'MaxMemory': str(1 << 20)}
+    assert config_get(p.port, 'MaxMemory') == {'MaxMemory': str(1 << 20)}
     assert wait_for(lambda: call(p.port, 'SET', 'lim:f', 'x') == OOM, timeout=1.0)
     assert call(p.port, 'GET', 'lim:f') == b'$-1\r\n'
     assert call(p.port, 'PING') == b'+PONG\r\n'

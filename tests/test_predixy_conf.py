@@ -142,7 +142,7 @@ def test_authority_from_auth_conf(p):
         assert ask(c, 'GET', 'Other:p').startswith(b'-NOPERM')
         assert ask(c, 'CONFIG', 'GET', 'maxmemory').startswith(b'-NOPERM')
         assert ask(c, 'AUTH', '#a complex password#') == b'+OK\r\n'
-        assert ask(c, 'CONFIG', 'GET', 'maxmemory') == b'*2\r\n$9\r\nMaxMemory\r\n$1\r\n0\r\n'
+        assert ask(c, 'CONFIG', 'GET', 'MaxMemory') == b'*2\r\n$9\r\nMaxMemory\r\n$1\r\n0\r\n'
         assert ask(c, 'SET', 'Other:p', '1') == b'+OK\r\n'
     finally:
         c.close()
