@@ -37,7 +37,7 @@ def call(router, session, raw, slot, before=()):
             return SLOT_DOWN
         if server.is_failed():
             return server_failed(server)
-        hold = LinkHold(server)
+        hold = LinkHold(server, session.id)
         try:
             conn = private.checkout(server, session.via)
         except private.ERRORS as e:
@@ -46,6 +46,7 @@ def call(router, session, raw, slot, before=()):
         try:
             lead = ([ASKING] if asking else []) + list(before)
             try:
+                hold.wait_turn()
                 conn.send(b"".join(lead) + raw, len(lead) + 1)
             finally:
                 hold.release()

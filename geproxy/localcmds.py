@@ -72,7 +72,7 @@ def _redis_login(session, user, password):
     if home is None:
         return NOT_READY
     try:
-        private.checkout(home, Login(session.proto, user, password)).release()
+        private.PrivateConn(home, Login(session.proto, user, password)).release()  # fresh: it must log in now
     except private.ERRORS as e:
         if "WRONGPASS" in str(e):
             return _failed(session)

@@ -17,6 +17,7 @@ from .framer import Framer
 from .login import credentials
 from .resp import ProtocolError, error
 
+PING = b"*1\r\n$4\r\nPING\r\n"
 MAX_IDLE = 16  # idle private connections kept per server and via (protocol, login)
 DEFAULT = object()  # the socket's own timeout: ServerTimeout
 
@@ -30,10 +31,12 @@ class PrivateConn:
         self.framer = Framer()
         self.ready = deque()        # whole replies received, not yet taken
         try:
-            cmds = handshake_commands(*credentials(via, cfg))
-            if cmds:
-                self.sock.sendall(b"".join(cmds))
-                read_replies(self.sock, len(cmds), "%s: handshake" % server.addr)
+            # At least one round trip: once it is answered the node has accepted the
+            # connection, so what is sent next is not read after commands other
+            # connections sent later (a BLPOP overtaken by someone's LPUSH).
+            cmds = handshake_commands(*credentials(via, cfg)) or [PING]
+            self.sock.sendall(b"".join(cmds))
+            read_replies(self.sock, len(cmds), "%s: handshake" % server.addr)
         except BaseException:
             self.sock.close()
             raise

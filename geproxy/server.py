@@ -8,13 +8,15 @@ instead of piling up behind a dead socket; after that it is tried again.
 
 import logging
 import time
+from collections import deque
 
 import gevent
+from gevent.event import Event
 
 from .nodelink import NodeLink
 
 log = logging.getLogger("geproxy.server")
-HOLD_MAX = 0.05     # seconds shared links may wait for a private connection to be readied
+HOLD_MAX = 0.5      # seconds shared links may wait for a private connection to be readied
 
 
 class Server:
@@ -31,7 +33,7 @@ class Server:
         self.cluster_fail = False       # the cluster itself flags the node as failed
         self.links = {}
         self.idle_private = {}          # via (login.py) -> [PrivateConn]
-        self.holds = 0                  # private connections being readied: shared links wait (LinkHold)
+        self.holds = deque()            # LinkHolds: private connections being readied; shared links wait
         self.failures = 0               # in a row
         self.fail_until = 0.0
         self.connections = self.connect = 0
@@ -77,21 +79,43 @@ class LinkHold:
     """While a blocking command's private connection to this node is being
     readied (maybe dialled), the shared links wait, so a command another client
     sent after it (BLPOP, then someone's LPUSH) does not reach the node first.
-    Never longer than HOLD_MAX: a slow dial does not stall the node's traffic."""
+    Blocking commands to one node are sent in the order they came: by loop
+    turn, then, within one turn (the event loop wakes the clients of one turn
+    last first), by client id, which follows connection order.  Never longer
+    than HOLD_MAX: a slow dial does not stall the node's traffic for good."""
 
-    def __init__(self, server):
+    def __init__(self, server, client_id):
         self.server = server
-        server.holds += 1
-        self.timer = gevent.get_hub().loop.timer(HOLD_MAX)
+        self.turn = Event()
+        loop = gevent.get_hub().loop
+        self.rank = (loop.now(), client_id)
+        holds = server.holds
+        i = len(holds)
+        while i and holds[i - 1].rank > self.rank:
+            i -= 1
+        holds.insert(i, self)
+        self.timer = loop.timer(HOLD_MAX)
         self.timer.start(self.release)
+
+    def wait_turn(self):
+        """Let the other clients of this loop turn queue theirs, then wait until
+        the blocking commands before this one are sent."""
+        gevent.sleep(0)
+        deadline = time.monotonic() + HOLD_MAX
+        holds = self.server.holds if self.server is not None else ()
+        while holds and holds[0] is not self and time.monotonic() < deadline:
+            self.turn.clear()
+            self.turn.wait(deadline - time.monotonic())
 
     def release(self):
         server, self.server = self.server, None
         if server is None:
             return
         self.timer.stop()
-        server.holds -= 1
-        if not server.holds:
+        holds = server.holds
+        holds.remove(self)
+        if holds:
+            holds[0].turn.set()
+        else:
             for link in server.links.values():
                 link.kick()
-

@@ -228,3 +228,35 @@ def test_disconnect_while_blocked_with_a_pipelined_command_behind(make_proxy, cl
     assert r.rpush("bk:gone2", "kept") == 1
     assert r.lpop("bk:gone2") == b"kept"
     r.close()
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_blocked_clients_are_served_in_the_order_they_came(make_proxy, cluster, raw, fresh):
+    """Two clients send BRPOPLPUSH one after the other and a third pushes at
+    once, none waiting for the others (Redis's own list suite does this).  The
+    first must be served first (its WRONGTYPE target gives the element back to
+    the second), whatever private connections had to be dialled: a second
+    blocking command must not block before the first, nor the push arrive
+    before either.  Many rounds, as it is a race when wrong; `fresh` starts a
+    new proxy each round, so both blocking commands dial their connections."""
+    p = make_proxy()
+    r = redis.Redis(port=p.port)
+    for _ in range(5 if fresh else 20):
+        if fresh:
+            p.stop()
+            p = make_proxy()
+            r.close()
+            r = redis.Redis(port=p.port)
+        r.delete("blist{t}", "target1{t}", "target2{t}")
+        r.set("target1{t}", "nolist")
+        first, second = raw(p.port), raw(p.port)
+        first.send(command("BRPOPLPUSH", "blist{t}", "target1{t}", "0"))
+        second.send(command("BRPOPLPUSH", "blist{t}", "target2{t}", "0"))
+        r.lpush("blist{t}", "foo")
+        assert first.recv_until(replies(1), timeout=5).startswith(b"-WRONGTYPE")
+        assert second.recv_until(replies(1), timeout=5) == b"$3\r\nfoo\r\n"
+        assert r.lrange("target2{t}", 0, -1) == [b"foo"]
+        first.close()
+        second.close()
+    r.delete("blist{t}", "target1{t}", "target2{t}")
+    r.close()

@@ -121,3 +121,93 @@ def _try_delete(admin):
         return True
     except redis.ResponseError:
         return False
+
+
+def test_keyless_script_meets_ping_with_busy(make_proxy, quick_busy):
+    """A script declaring no keys starts on the home master, where PING goes:
+    while it runs, PING gets Redis's -BUSY, as on one Redis; after SCRIPT KILL,
+    PONG."""
+    p = make_proxy(pool={"ServerTimeout": 0})
+    runner = redis.Redis(host=HOST, port=p.port, socket_timeout=30)
+    admin = redis.Redis(host=HOST, port=p.port, socket_timeout=10)
+    t, out = run_in_thread(lambda: runner.eval(SPIN, 0))
+    assert wait_for(lambda: _busy(admin), timeout=5)
+    assert admin.script_kill() is True
+    t.join(10)
+    assert "Script killed" in str(out.get("error")), out
+    assert admin.ping() is True
+    for c in (runner, admin):
+        c.close()
+
+
+def _busy(client):
+    try:
+        client.ping()
+        return False
+    except redis.ResponseError as e:
+        return str(e).startswith("BUSY")
+
+
+def test_command_sent_with_a_long_script_is_not_held_by_it(make_proxy, cluster, quick_busy):
+    """Another client's command reaching the node link together with a script
+    must not wait for the script to end: Redis sends no reply on a connection
+    while a script runs there, even to commands it ran before the script, so a
+    script goes alone on its connection.  Many rounds, as the timing varies."""
+    p = make_proxy(pool={"ServerTimeout": 0})
+    admin = redis.Redis(host=HOST, port=p.port, socket_timeout=10)
+    for _ in range(8):
+        runner = RawSock(p.port)
+        other = RawSock(p.port)
+        runner.send(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(SPIN), SPIN.encode()))
+        other.send(b"*1\r\n$4\r\nPING\r\n")
+        start = time.time()
+        reply = other.read(5)
+        assert reply in (b"+PONG\r\n",) or reply.startswith(b"-BUSY"), reply
+        assert time.time() - start < 3
+        assert wait_for(lambda: _kill(admin), timeout=10)
+        assert runner.read(10).startswith(b"-ERR Script killed")
+        runner.close()
+        other.close()
+    admin.close()
+
+
+def _kill(client):
+    try:
+        return client.script_kill()
+    except redis.ResponseError as e:
+        return False if "NOTBUSY" in str(e) else None
+
+
+class RawSock:
+    def __init__(self, port):
+        import socket
+        self.s = socket.create_connection((HOST, port))
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def read(self, timeout):
+        self.s.settimeout(timeout)
+        return self.s.recv(4096)
+
+    def close(self):
+        self.s.close()
+
+
+def test_function_stats_shows_the_running_function(make_proxy, quick_busy):
+    p = make_proxy(pool={"ServerTimeout": 0})
+    admin = redis.Redis(host=HOST, port=p.port, socket_timeout=10)
+    admin.function_load(LIB, replace=True)
+    try:
+        stats = lambda: admin.execute_command("FUNCTION", "STATS")  # noqa: E731
+        assert stats()[b"running_script"] is None
+        runner = redis.Redis(host=HOST, port=p.port, socket_timeout=30)
+        t, out = run_in_thread(lambda: runner.fcall("spin", 1, "{fstat}k"))
+        assert wait_for(lambda: stats()[b"running_script"] is not None, timeout=5)
+        assert stats()[b"running_script"][b"name"] == b"spin"  # from the node that runs it
+        assert admin.execute_command("FUNCTION", "KILL") == b"OK"
+        t.join(10)
+        runner.close()
+    finally:
+        wait_for(lambda: _try_delete(admin), timeout=10)
+        admin.close()

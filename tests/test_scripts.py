@@ -52,6 +52,35 @@ def test_eval_without_keys_runs_on_some_master(r):
     assert r.eval("return {1, 2, 'three'}", 0) == [1, 2, b"three"]
 
 
+def test_keyless_script_finds_the_master_of_the_keys_it_touches(r, cluster, spread):
+    """A script declaring no keys but touching one (EVAL "...'k'..." 0) runs on
+    the master owning that key, whichever it is: the proxy tries the masters in
+    turn while a node answers that the script touched a key it does not own."""
+    touch = "redis.call('SET', '%s', 'v-%s'); return redis.call('GET', '%s')"
+    for k in spread:
+        for _ in range(3):
+            assert r.eval(touch % (k, k, k), 0) == ("v-" + k).encode()
+        assert cluster.client(owner_of(cluster, k)).get(k) == ("v-" + k).encode()
+    # keys on two masters: no master can run it; Redis's error reaches the client
+    both = "redis.call('GET', '%s'); return redis.call('GET', '%s')" % (spread[0], spread[1])
+    with pytest.raises(redis.ResponseError, match="non local key"):
+        r.eval(both, 0)
+    r.delete(*spread)
+
+
+def test_keyless_function_roams_too(r, cluster, spread):
+    lib = ("#!lua name=geproxy_roam\nredis.register_function('roam_set', function(keys, args) "
+           "return redis.call('SET', args[1], args[2]) end)")
+    r.function_load(lib, replace=True)
+    try:
+        for k in spread:
+            assert r.fcall("roam_set", 0, k, "f-" + k) == b"OK"
+            assert cluster.client(owner_of(cluster, k)).get(k) == ("f-" + k).encode()
+    finally:
+        r.function_delete("geproxy_roam")
+        r.delete(*spread)
+
+
 def test_eval_errors_pass_through(r):
     with pytest.raises(redis.ResponseError, match="(?i)greater than"):
         r.execute_command("EVAL", "return 1", 3, "sc:x")
