@@ -11,9 +11,10 @@ not KILL, PAUSE, UNPAUSE or UNBLOCK."""
 import time
 
 import gevent
-from gevent.event import Event
 
+from . import private
 from .authority import ADMIN, NOPERM
+from .pause import Pause, readonly_functions
 from .resp import OK, bulk, command, error, integer, null, verbatim
 
 PAUSE_MODES = (b"write", b"all")
@@ -25,26 +26,6 @@ class Unblocked(Exception):
     def __init__(self, how):
         super().__init__(how)
         self.how = how
-
-
-class Pause:
-    """CLIENT PAUSE: until when, and whether only writes wait."""
-
-    def __init__(self, until, writes_only):
-        self.until = until
-        self.writes_only = writes_only
-        self.over = Event()
-
-    def holds(self, cmd):
-        """Must this command wait?  (Unknown commands pass: they fail anyway.)"""
-        if time.monotonic() >= self.until:
-            return False
-        if not self.writes_only:
-            return True
-        return cmd is not None and ("write" in cmd.flags or "may_replicate" in cmd.flags)
-
-    def wait(self):
-        self.over.wait(max(0.0, self.until - time.monotonic()))
 
 
 def handle(session, args):
@@ -264,7 +245,9 @@ def pause(session, args):
         until = max(until, old.until)
         writes_only = writes_only and old.writes_only
         old.over.set()
-    proxy.pause = Pause(until, writes_only)
+    master = proxy.pool.home()
+    listing = private.call_each([master], command("FUNCTION", "LIST"))[0] if master and writes_only else b"*0\r\n"
+    proxy.pause = Pause(until, writes_only, readonly_functions(listing))
     gevent.spawn_later(ms / 1000.0 + 0.001, _end_pause, proxy, proxy.pause)
     return OK
 

@@ -36,7 +36,7 @@ class Proxy:
         self.pool = ClusterServerPool(cfg.pool, self.latency, DataCenters(cfg.LocalDC, cfg.datacenters))
         self.authority = Authority(cfg.authority)
         self.oom = False            # over MaxMemory: commands that grow memory are refused
-        self.pause = None           # clientcmd.Pause while CLIENT PAUSE holds clients
+        self.pause = None           # pause.Pause while CLIENT PAUSE holds clients
         self.router = Router(self)
         self.stats = Stats()
         self.sessions = {}

@@ -1,5 +1,5 @@
-"""INFO's Redis sections (server, clients, memory, stats, replication, cpu,
-cluster, keyspace, commandstats), with Redis's field names, for the tools and client
+"""INFO's Redis sections (server, clients, memory, persistence, stats,
+replication, cpu, cluster, keyspace, commandstats), with Redis's field names, for the tools and client
 libraries that read them (redis-cli --stat, exporters, Redis's own test
 suite).  What concerns the proxy process (memory, cpu, clients) is the
 proxy's own; what concerns the data (keyspace, hits, expired keys, command
@@ -64,6 +64,22 @@ def memory(proxy):
         ("used_memory_rss_human", _human(rss)), ("used_memory_peak", peak), ("used_memory_peak_human", _human(peak)),
         ("maxmemory", limit), ("maxmemory_human", _human(limit)), ("maxmemory_policy", "noeviction"),
     ])
+
+
+def persistence(proxy, nodes):
+    """The masters' persistence: counts of changes summed, `*_in_progress` and
+    `loading` true where any master's is, the rest the first master's."""
+    rows = []
+    for k, v in (nodes[0].get("persistence", {}) if nodes else {}).items():
+        if isinstance(v, dict):
+            continue
+        values = [n.get("persistence", {}).get(k, "0") for n in nodes]
+        if k == "rdb_changes_since_last_save":
+            v = sum(int(x) for x in values if x.lstrip("-").isdigit())
+        elif k == "loading" or k.endswith("_in_progress"):
+            v = max(int(x) for x in values if x.lstrip("-").isdigit())
+        rows.append((k, v))
+    return _lines("Persistence", rows)
 
 
 def stats(proxy, nodes):
@@ -151,12 +167,13 @@ def from_masters(proxy, sections, via=2):
 
 # name -> (render, needs the masters' INFO of these sections)
 SECTIONS = {
-    "server": (server, ()), "clients": (clients, ()), "memory": (memory, ()), "stats": (stats, ("stats",)),
+    "server": (server, ()), "clients": (clients, ()), "memory": (memory, ()),
+    "persistence": (persistence, ("persistence",)), "stats": (stats, ("stats",)),
     "replication": (replication, ()), "cpu": (cpu, ()), "cluster": (cluster, ()),
     "keyspace": (keyspace, ("keyspace",)),
     "commandstats": (commandstats, ("commandstats",)),
 }
-DEFAULT = ("server", "clients", "memory", "stats", "replication", "cpu", "cluster", "keyspace")
+DEFAULT = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace")
 
 
 def render(proxy, wanted, via=2):

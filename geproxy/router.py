@@ -61,7 +61,7 @@ class Router:
         pause = self.proxy.pause
         for args, raw in commands:
             if pause is not None:  # CLIENT PAUSE: this client waits here, the others in their own greenlets
-                pause = self._hold(pause, args)
+                pause = self._hold(session, pause, args)
             cmd = lookup.get(args[0])
             if cmd is not None and session.plain:
                 i = cmd.single
@@ -175,12 +175,16 @@ class Router:
             session.update_mode()
         return Muted(reply)
 
-    def _hold(self, pause, args):
-        """Wait while CLIENT PAUSE holds this command; the pause in force after."""
+    def _hold(self, session, pause, args):
+        """Wait while CLIENT PAUSE holds this command (pause.py); the pause in force after."""
         table = self.pool.commands
         cmd = table.get(args[0]) if table is not None else None
-        while pause is not None and pause.holds(cmd):
-            pause.wait()
+        while pause is not None and pause.holds(cmd, args, session):
+            session.blocked = True
+            try:
+                pause.wait()
+            finally:
+                session.blocked = False
             pause = self.proxy.pause
         return pause
 

@@ -10,7 +10,10 @@ while queueing does in Redis (EXECABORT).
 """
 
 from . import private
+from . import localcmds
+from .framer import elements
 from .login import credentials
+from .pause import writes
 from .resp import CROSSSLOT, OK, command, error
 from .slots import key_slot
 
@@ -18,6 +21,8 @@ QUEUED = b"+QUEUED\r\n"
 EXECABORT = error("EXECABORT Transaction discarded because of previous errors.")
 # Served by the proxy but fine inside a transaction: they go to the node as they are.
 LOCAL_OK = frozenset(("ping", "echo"))
+# Served by the proxy inside a transaction too: run when EXEC runs, their replies in their places.
+LOCAL_AT_EXEC = frozenset(("client", "config", "info", "select", "cluster"))
 
 
 class Transaction:
@@ -26,8 +31,10 @@ class Transaction:
         self.session = session
         self.in_multi = False
         self.queued = []
+        self.local = {}             # position in the transaction -> args, of the proxy's own commands
         self.doomed = False
         self.slot = None
+        self.writes = False         # a queued command writes: CLIENT PAUSE WRITE holds the EXEC
         self.conn = None            # pinned by WATCH
 
     # -- state --
@@ -47,7 +54,9 @@ class Transaction:
 
     def _reset(self):
         self.in_multi = False
+        self.writes = False
         self.queued = []
+        self.local = {}
         self.doomed = False
         self.slot = None
         if self.conn is not None:
@@ -70,13 +79,19 @@ class Transaction:
 
     def queue(self, cmd, args, raw):
         """A command after MULTI: check it as Redis would, then queue it."""
-        if cmd.kind not in ("key", "multikey", "any", "blocking") and cmd.name not in LOCAL_OK:
+        if cmd.kind == "local" and cmd.name.split("|")[0] in LOCAL_AT_EXEC:
+            self.local[len(self.queued) + len(self.local)] = args
+            return QUEUED
+        if cmd.kind not in ("key", "multikey", "any", "blocking", "home") and cmd.name not in LOCAL_OK:
             self.doomed = True
             return error("ERR %s inside MULTI is not supported by geproxy" % cmd.name.upper())
         if not self._pin_slot(cmd.keys(args)):
             self.doomed = True
             return CROSSSLOT
         self.queued.append(raw)
+        if not self.writes:
+            top = self.router.pool.commands.get(args[0])
+            self.writes = top is not None and writes(top, args, self.router.scripts)
         return QUEUED
 
     def watch(self, keys, raw):
@@ -119,6 +134,8 @@ class Transaction:
             self._unwatch_and_reset()
             return EXECABORT
         n = len(self.queued)
+        if self.local:
+            return self._exec_with_local(n)
         data = command("MULTI") + b"".join(self.queued) + command("EXEC")
         self.session.settle()
         try:
@@ -144,6 +161,25 @@ class Transaction:
                 return error("EXECABORT Transaction discarded: slot %s moved (%s); run it again"
                              % (words[1].decode(), r[1:-2].decode()))
         return replies[-1]
+
+    def _exec_with_local(self, n):
+        """EXEC of a transaction holding some of the proxy's own commands: the
+        node runs the rest, then the proxy's run, and each reply takes its place."""
+        local = self.local
+        self.local = {}
+        if n:
+            reply = self.exec()
+            if reply[:1] not in (b"*", b">"):   # aborted, nil (WATCH), or an error: as it is
+                return reply
+            node = elements(reply)
+        else:
+            self._unwatch_and_reset()
+            node = []
+        out, it = [], iter(node)
+        for i in range(len(node) + len(local)):
+            out.append(localcmds.handle(self.session, local[i][0].lower().decode(), local[i])
+                       if i in local else next(it))
+        return b"*%d\r\n" % len(out) + b"".join(out)
 
     # -- helpers --
 

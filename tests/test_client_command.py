@@ -7,7 +7,8 @@ import time
 import pytest
 import redis
 
-from conftest import HOST, RawClient, wait_for
+from conftest import HOST, RawClient, replies, wait_for
+from geproxy.resp import command
 from opshelp import ask
 
 FIELDS = ("id addr laddr fd name age idle flags db sub psub ssub multi qbuf qbuf-free argv-mem multi-mem obl oll "
@@ -90,6 +91,64 @@ def test_pause_write_holds_writes_not_reads(proxy, c):
     assert done["set"][0] and done["set"][1] - start < 1.2
     assert c.get("cc:p") == b"after"
     other.close()
+
+
+def test_pause_write_holds_what_redis_holds(proxy, c, raw):
+    """Under PAUSE WRITE: writes, PUBLISH, PFCOUNT, EXEC of a writing
+    transaction and scripts that may write wait, each counted in
+    blocked_clients; reads, EVAL_RO, scripts and functions declared no-writes,
+    and read-only transactions go on."""
+    c.function_load("#!lua name=geproxy_pause\nredis.register_function{function_name='pz_ro', "
+                    "callback=function() return 'ro' end, flags={'no-writes'}}\n"
+                    "redis.register_function('pz_rw', function() return 'rw' end)", replace=True)
+    ro_sha = c.script_load("#!lua flags=no-writes\nreturn 'cached'")
+    c.delete("cc:p", "cc:t")
+    txn = raw(proxy.port)
+    txn.send(command("MULTI") + command("SET", "cc:t", "1"))
+    assert txn.recv_until(replies(2)) == b"+OK\r\n+QUEUED\r\n"
+    assert c.execute_command("CLIENT", "PAUSE", 20000, "WRITE")
+    try:
+        held = {"set": command("SET", "cc:p", "x"), "publish": command("PUBLISH", "cc:ch", "m"),
+                "pfcount": command("PFCOUNT", "cc:hll"), "eval": command("EVAL", "return 1", "0"),
+                "shebang": command("EVAL", "#!lua\nreturn 1", "0"), "fcall": command("FCALL", "pz_rw", "0")}
+        clients = {}
+        for name, cmd in held.items():
+            clients[name] = raw(proxy.port)
+            clients[name].send(cmd)
+        txn.send(command("EXEC"))
+        assert wait_for(lambda: c.info("clients")["blocked_clients"] == len(held) + 1, 5)
+        assert c.get("cc:p") is None
+        assert c.eval("#!lua flags=no-writes\nreturn 'ro'", 0) == b"ro"
+        assert c.evalsha(ro_sha, 0) == b"cached"
+        assert c.execute_command("EVAL_RO", "return 'ro2'", 0) == b"ro2"
+        assert c.fcall("pz_ro", 0) == b"ro"
+        pipe = c.pipeline(transaction=True)
+        assert pipe.get("cc:p").execute() == [None]    # a read-only transaction
+        for name, client in list(clients.items()) + [("exec", txn)]:
+            with pytest.raises(TimeoutError):            # still held
+                client.recv_until(1, timeout=0.05)
+    finally:
+        assert c.execute_command("CLIENT", "UNPAUSE")
+    for name, client in clients.items():
+        assert client.recv_until(replies(1)), name
+    assert txn.recv_until(replies(1)) == b"*1\r\n+OK\r\n"
+    assert c.get("cc:p") == b"x" and c.get("cc:t") == b"1"
+    assert c.info("clients")["blocked_clients"] == 0
+    c.delete("cc:p", "cc:t", "cc:hll")
+    c.function_delete("geproxy_pause")
+
+
+def test_client_pause_inside_multi_runs_at_exec(proxy, c):
+    """The proxy's own commands queue in a transaction and run at EXEC, their
+    replies in their places (Redis's suite pauses this way)."""
+    pipe = c.pipeline(transaction=True)
+    pipe.set("cc:m", "1").execute_command("CLIENT", "PAUSE", 300, "WRITE").get("cc:m")
+    pipe.execute_command("CLIENT", "GETNAME")
+    assert pipe.execute() == [True, b"OK", b"1", None]
+    start = time.time()
+    assert c.set("cc:m", "2")                      # held by the pause EXEC started
+    assert time.time() - start >= 0.2
+    c.delete("cc:m")
 
 
 def test_pause_all_ends_by_itself(proxy, c):

@@ -5,8 +5,9 @@ import time
 
 import psutil
 import pytest
+import redis
 
-from clusterhelp import owner_of
+from clusterhelp import keys_per_master, owner_of
 from conftest import HOST, replies, start_proxy
 from geproxy import __version__
 from geproxy.resp import command
@@ -29,7 +30,7 @@ def headers(text):
     return [line[2:].strip() for line in text.splitlines() if line.startswith('# ')]
 
 
-REDIS_DEFAULT = ['Server', 'Clients', 'Memory', 'Stats', 'Replication', 'CPU', 'Cluster', 'Keyspace']
+REDIS_DEFAULT = ['Server', 'Clients', 'Memory', 'Persistence', 'Stats', 'Replication', 'CPU', 'Cluster', 'Keyspace']
 
 
 def test_all_sections_in_order(p):
@@ -206,4 +207,18 @@ def test_redis_sections(p, cluster):
     assert wait_for(lambda: c.info('clients')['pubsub_clients'] == 1, 2)
     ps.close()
     blocker.close()
+    c.close()
+
+
+def test_persistence_counts_changes_over_the_masters(p, cluster):
+    """rdb_changes_since_last_save is summed over the masters: writes to keys on
+    different masters all count."""
+    before = int(fields(info(p.port, 'persistence'))['rdb_changes_since_last_save'])
+    c = redis.Redis(host=HOST, port=p.port)
+    keys = [ks[0] for ks in keys_per_master(cluster, 'pers:k', 1).values()]
+    for k in keys:
+        c.set(k, 'v')
+    after = int(fields(info(p.port, 'persistence'))['rdb_changes_since_last_save'])
+    assert after == before + len(keys)
+    c.delete(*keys)
     c.close()
