@@ -26,6 +26,7 @@ OVERRIDES = {
     "ping": "home", "echo": "local", "quit": "local", "select": "local", "hello": "local",
     "auth": "local", "client": "local", "readonly": "local", "readwrite": "local",
     "reset": "local", "info": "local", "cluster": "local", "asking": "local", "config": "local",
+    "monitor": "local",
     "keys": "fanout", "scan": "fanout", "dbsize": "fanout", "randomkey": "fanout",
     "flushall": "fanout", "flushdb": "fanout", "script": "fanout", "function": "fanout",
     "pubsub": "fanout", "acl": "fanout",
@@ -40,7 +41,7 @@ OVERRIDES = {
 
 DENY = {
     name: NOT_HERE % name.upper()
-    for name in ("shutdown", "debug", "monitor", "sync", "psync", "replconf", "replicaof", "slaveof",
+    for name in ("shutdown", "debug", "sync", "psync", "replconf", "replicaof", "slaveof",
                  "failover", "swapdb", "move", "migrate", "save", "bgsave", "bgrewriteaof",
                  "module", "restore-asking")
 }

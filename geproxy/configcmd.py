@@ -18,7 +18,7 @@ from .settings import BY_NAME
 HIDDEN = frozenset(("password", "user"))
 # Names Redis has too: spelled as the proxy spells them (MaxMemory) they are the
 # proxy's; any other spelling (maxmemory) is Redis's, as clients and tools mean it.
-SHARED = frozenset(("maxmemory",))
+SHARED = frozenset(("maxmemory", "bind"))
 SECRET = ("pass", "auth", "masteruser")   # requirepass, masterauth, tls-key-file-pass, ...: never shown
 # Redis settings the proxy will not change: they would cut it off its nodes, or the nodes off each other.
 REFUSED = ("requirepass", "masterauth", "masteruser", "port", "tls-*", "bind", "bind-source-addr", "cluster-*",
@@ -74,7 +74,7 @@ def get(proxy, proto, args):
     pairs = [(bulk(s.name), bulk(show(cfg.get(s.name)))) for key, s in BY_NAME.items()
              if key not in HIDDEN and any(fnmatchcase(key, p) for p in patterns)
              and (key not in SHARED or any(fnmatchcase(s.name, p) for p in asked))]
-    master = proxy.pool.any_master()
+    master = proxy.pool.home()   # the same master each time, so GET then SET of a value agrees
     if master is None:
         return mapping(pairs, proto) if pairs else NOT_READY
     reply = private.call_each([master], command("CONFIG", "GET", *args[2:]))[0]
@@ -103,10 +103,14 @@ def set_(proxy, args):
             s = None  # Redis's
         if s is None:
             if any(fnmatchcase(text.lower(), p) for p in REFUSED):
+                if _unchanged(proxy, name, value):
+                    continue  # set to what it is: nothing to refuse (Redis's suite sets every setting so)
                 return error("ERR geproxy does not change '%s' on its nodes: it would cut the proxy or the "
                              "cluster off (change it on each node)" % text)
             redis.append((name, value))
         elif not s.online:
+            if value.decode("utf-8", "replace") == show(proxy.cfg.get(s.name)):
+                continue
             return error("ERR CONFIG SET failed: '%s' can not be changed online" % s.name)
         else:
             ours.append((s.name, value.decode("utf-8", "replace")))
@@ -122,6 +126,16 @@ def set_(proxy, args):
     for name, value in ours:
         proxy.set_config(name, value)
     return OK
+
+
+def _unchanged(proxy, name, value):
+    """Is `value` what CONFIG GET shows for this setting (the home master's)?"""
+    home = proxy.pool.home()
+    reply = private.call_each([home], command("CONFIG", "GET", name))[0] if home else b"-"
+    if reply[:1] == b"-":
+        return False
+    got = decode(reply)
+    return (list(got.values()) if isinstance(got, dict) else got[1::2]) == [value]
 
 
 def _nodes(proxy):
@@ -143,6 +157,8 @@ def _set_on_nodes(proxy, pairs):
     bad = [(server, reply) for server, reply in zip(nodes, replies) if reply[:1] == b"-"]
     if not bad:
         return None
+    if len(bad) == len(nodes) and len(set(replies)) == 1:
+        return replies[0]  # every node refused alike: Redis's own error says it all
     done = [(server, old) for server, old, reply in zip(nodes, olds, replies) if reply[:1] != b"-"]
     for server, old in done:
         value = decode(old)

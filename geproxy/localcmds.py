@@ -157,6 +157,11 @@ def config(session, args):
     return configcmd.handle(session.proxy, session.proto, args)
 
 
+def monitor(session, args):
+    session.proxy.monitor.watch(session)
+    return OK
+
+
 def info_(session, args):
     try:
         text = info.render(session.proxy, [a.decode("utf-8", "replace") for a in args[1:]], session.via)
@@ -168,7 +173,7 @@ def info_(session, args):
 HANDLERS = {
     "ping": ping, "echo": echo, "quit": quit_, "select": select, "hello": hello,
     "auth": auth, "readonly": ok, "readwrite": ok, "asking": ok, "reset": reset,
-    "client": client, "cluster": cluster, "info": info_, "config": config,
+    "client": client, "cluster": cluster, "info": info_, "config": config, "monitor": monitor,
 }
 
 

@@ -16,6 +16,7 @@ from gevent.server import StreamServer
 
 from .authority import Authority
 from .latency import LatencyMonitors
+from .monitor import Monitor
 from .listener import bind
 from .readpolicy import DataCenters
 from .router import Router
@@ -37,6 +38,7 @@ class Proxy:
         self.authority = Authority(cfg.authority)
         self.oom = False            # over MaxMemory: commands that grow memory are refused
         self.pause = None           # pause.Pause while CLIENT PAUSE holds clients
+        self.monitor = Monitor(self.pool)
         self.router = Router(self)
         self.stats = Stats()
         self.sessions = {}

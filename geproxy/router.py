@@ -59,9 +59,12 @@ class Router:
         append = replies.append
         measure = bool(self.proxy.latency)
         pause = self.proxy.pause
+        watchers = self.proxy.monitor.watchers
         for args, raw in commands:
             if pause is not None:  # CLIENT PAUSE: this client waits here, the others in their own greenlets
                 pause = self._hold(session, pause, args)
+            if watchers:
+                self._monitor(session, args)
             cmd = lookup.get(args[0])
             if cmd is not None and session.plain:
                 i = cmd.single
@@ -174,6 +177,14 @@ class Router:
             session.mute = None
             session.update_mode()
         return Muted(reply)
+
+    def _monitor(self, session, args):
+        """MONITOR: commands Redis would run are shown (not unknown ones, nor
+        wrong arities), before they run, as Redis shows them."""
+        table = self.pool.commands
+        cmd = table.get(args[0]) if table is not None else None
+        if cmd is not None and cmd.arity_ok(len(args)) and cmd.name != "monitor":
+            self.proxy.monitor.log(session, args)
 
     def _hold(self, session, pause, args):
         """Wait while CLIENT PAUSE holds this command (pause.py); the pause in force after."""

@@ -128,7 +128,9 @@ class Session:
                       and not (ps is not None and self.proto == 2 and (ps.subscribed() or ps.outstanding())))
 
     def release(self):
-        """Give back what this client held: a WATCH-pinned connection, subscriptions."""
+        """Give back what this client held: a WATCH-pinned connection,
+        subscriptions, MONITOR."""
+        self.proxy.monitor.unwatch(self)
         if self.txn is not None:
             self.txn.close()
             self.txn = None

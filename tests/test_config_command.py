@@ -197,10 +197,12 @@ def test_settings_that_cut_the_proxy_off_are_refused(p, cluster, name):
 
 
 def test_a_refused_set_changes_nothing(p, cluster):
-    """One bad value: no node keeps any part of the SET, and the error names a node."""
+    """One bad value: no node keeps any part of the SET.  Every node refused it
+    alike, so the error is Redis's own, as one Redis would give it."""
     before = node_config(cluster, 'zset-max-listpack-entries')
     reply = call(p.port, 'CONFIG', 'SET', 'zset-max-listpack-entries', '55', 'maxmemory-policy', 'no-such-policy')
-    assert reply.startswith(b'-ERR') and b'(node 127.0.0.1:' in reply, reply
+    assert reply.startswith(b"-ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy')"), reply
+    assert b'(node ' not in reply
     assert node_config(cluster, 'zset-max-listpack-entries') == before
     unknown = call(p.port, 'CONFIG', 'SET', 'no-such-setting', '1')
     assert unknown.startswith(b'-ERR') and b'no-such-setting' in unknown
