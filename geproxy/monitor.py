@@ -54,10 +54,11 @@ class Monitor:
                 self.feeds = []
 
     def log(self, session, args):
-        """One client command, to every watcher."""
+        """One client command, to every watcher but that client."""
         line = b"+%.6f [0 %s] %s\r\n" % (time.time(), session.peer().encode(), b" ".join(shown(args)))
         for watcher in self.watchers:
-            watcher.push(line)
+            if watcher is not session:
+                watcher.push(line)
 
     def _feed(self, server, ready):
         conn = None
