@@ -29,7 +29,7 @@ OVERRIDES = {
     "monitor": "local",
     "keys": "fanout", "scan": "fanout", "dbsize": "fanout", "randomkey": "fanout",
     "flushall": "fanout", "flushdb": "fanout", "script": "fanout", "function": "fanout",
-    "pubsub": "fanout", "acl": "fanout",
+    "pubsub": "fanout", "acl": "fanout", "slowlog": "fanout",
     "mget": "multikey", "mset": "multikey", "del": "multikey", "unlink": "multikey",
     "exists": "multikey", "touch": "multikey",
     "multi": "txn", "exec": "txn", "discard": "txn", "watch": "txn", "unwatch": "txn",

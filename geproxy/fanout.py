@@ -12,7 +12,7 @@ from . import merge, private
 from .login import proto_of
 from .request import Gather
 from .clientcmd import user_of
-from .resp import NOT_READY, bulk, command, error, null
+from .resp import NOT_READY, bulk, command, decode, error, null
 
 ALL, ONE, ASIDE = "all", "one", "aside"   # ASIDE: every master, each on a private connection
 EVERY = "every"     # every node, replicas too, each on a private connection: ACL users live per node
@@ -39,6 +39,7 @@ TABLE = {
     "pubsub|numpat": (ALL, merge.sum_integers),
     "pubsub|numsub": (ALL, merge.count_pairs),
     "pubsub|shardnumsub": (ALL, merge.count_pairs),
+    "slowlog|reset": (ALL, merge.all_ok),
     "acl|setuser": (EVERY, merge.all_ok),
     "acl|deluser": (EVERY, merge.same_reply),
     "acl|load": (EVERY, merge.all_ok),
@@ -91,6 +92,12 @@ def dispatch(router, session, name, args, raw):
         users = args[2:3] if name == "acl|setuser" else args[2:]
         if (router.pool.cfg.User or "default").encode() in users:
             return OWN_USER
+    if name == "slowlog|get":
+        count = int(args[2]) if len(args) > 2 and args[2].lstrip(b"-").isdigit() else 10
+        how = merge.slowlog(count)
+        targets = ALL
+    elif name == "slowlog|len":
+        return slowlog_len(router.pool, masters, session.via)
     if targets == EVERY:
         nodes = [s for s in router.pool.servers.values() if not s.cluster_fail]
         return how(private.call_each(nodes, raw, session.via))
@@ -102,6 +109,19 @@ def dispatch(router, session, name, args, raw):
     for server in masters:
         router.submit(server, g.part(raw, None))
     return g.close()
+
+
+def slowlog_len(pool, masters, via):
+    """SLOWLOG LEN: the masters' entries, at most slowlog-max-len, as one log holds."""
+    lens = private.call_each(masters, command("SLOWLOG", "LEN"), via)
+    err = merge.first_error(lens)
+    if err:
+        return err
+    limit = decode(private.call_each([pool.home()], command("CONFIG", "GET", "slowlog-max-len"), via)[0])
+    total = sum(int(r[1:-2]) for r in lens)
+    if isinstance(limit, (list, dict)) and limit:
+        total = min(total, int(list(limit.values())[0] if isinstance(limit, dict) else limit[1]))
+    return b":%d\r\n" % total
 
 
 def random_readable(masters, grant, via, tries=5):

@@ -142,3 +142,23 @@ def scan_cursor(node_index, masters, shift):
             combined = 0
         return b"*2\r\n" + bulk(b"%d" % combined) + keys
     return merge
+
+
+def slowlog(count):
+    """SLOWLOG GET [count]: the newest `count` entries of all masters (each
+    node sent its newest `count`), newest first, as one Redis's log reads."""
+    def merge(replies):
+        err = first_error(replies)
+        if err:
+            return err
+        entries = [e for r in replies for e in elements(r)]
+        entries.sort(key=_entry_age)
+        return array(entries if count < 0 else entries[:count])
+    return merge
+
+
+def _entry_age(entry):
+    """Sort key, newest first: (-timestamp, -id) from `*6\r\n:id\r\n:timestamp\r\n...`."""
+    parts = entry.split(b"\r\n", 3)
+    return -int(parts[2][1:]), -int(parts[1][1:])
+

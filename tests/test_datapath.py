@@ -63,7 +63,7 @@ def test_same_slot_multi_key_is_fine(r):
 
 
 def test_denied_commands(r):
-    for cmd in (["SHUTDOWN"], ["DEBUG", "SLEEP", "0"], ["MONITOR"], ["CLUSTER", "SETSLOT", "1", "STABLE"],
+    for cmd in (["SHUTDOWN"], ["DEBUG", "SLEEP", "0"], ["CLUSTER", "SETSLOT", "1", "STABLE"],
                 ["REPLICAOF", "NO", "ONE"]):
         with pytest.raises(redis.ResponseError):
             r.execute_command(*cmd)
