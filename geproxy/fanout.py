@@ -25,7 +25,6 @@ TABLE = {
     "flushall": (ALL, merge.all_ok),
     "flushdb": (ALL, merge.all_ok),
     "script|load": (ALL, merge.same_reply),
-    "script|exists": (ALL, merge.all_true),
     "script|flush": (ALL, merge.all_ok),
     "script|kill": (ASIDE, merge.any_ok),
     "function|load": (ALL, merge.same_reply),
@@ -52,16 +51,19 @@ MAX_SCRIPTS = 10000      # bodies remembered for NOSCRIPT recovery
 
 
 class Scripts:
-    """Script bodies seen in SCRIPT LOAD, by sha1, so a node that lost them
-    (a failover, a restart) can be given them again."""
+    """Script bodies seen in SCRIPT LOAD and EVAL, by sha1, so a node that
+    lacks one (it ran on another master, a failover, a restart) can be given
+    it on NOSCRIPT."""
 
     def __init__(self):
         self.bodies = {}
 
     def remember(self, body):
-        if len(self.bodies) >= MAX_SCRIPTS:
-            self.bodies.pop(next(iter(self.bodies)))
-        self.bodies[hashlib.sha1(body).hexdigest().encode()] = body
+        sha = hashlib.sha1(body).hexdigest().encode()
+        if sha not in self.bodies:
+            if len(self.bodies) >= MAX_SCRIPTS:
+                self.bodies.pop(next(iter(self.bodies)))
+            self.bodies[sha] = body
 
     def get(self, sha):
         return self.bodies.get(sha.lower())
@@ -82,7 +84,10 @@ def dispatch(router, session, name, args, raw):
     targets, how = TABLE.get(name, (ONE, None))
     if name == "keys" and limited:
         how = merge.readable(how, grant)
-    if name == "script|load":
+    if name == "script|exists":
+        how = merge.scripts_exist([router.scripts.get(sha) is not None for sha in args[2:]])
+        targets = ALL
+    elif name == "script|load":
         router.scripts.remember(args[2])
     elif name == "script|flush":
         router.scripts.bodies.clear()

@@ -63,13 +63,18 @@ def union(replies):
     return array(list(seen))
 
 
-def all_true(replies):
-    """SCRIPT EXISTS: a script exists when every master has it."""
-    err = first_error(replies)
-    if err:
-        return err
-    columns = zip(*(elements(r) for r in replies))
-    return array([integer(1) if all(e == b":1\r\n" for e in col) else integer(0) for col in columns])
+def scripts_exist(known):
+    """SCRIPT EXISTS: a script exists when every master has it, or when the
+    proxy knows its body (`known`, per sha), so a master without it is given
+    it on NOSCRIPT."""
+    def merge(replies):
+        err = first_error(replies)
+        if err:
+            return err
+        columns = zip(*(elements(r) for r in replies))
+        return array([integer(1) if k or all(e == b":1\r\n" for e in col) else integer(0)
+                      for k, col in zip(known, columns)])
+    return merge
 
 
 def count_pairs(replies):

@@ -1,5 +1,5 @@
 """INFO's Redis sections (server, clients, memory, persistence, stats,
-replication, cpu, cluster, keyspace, commandstats), with Redis's field names, for the tools and client
+replication, cpu, cluster, keyspace, commandstats, errorstats), with Redis's field names, for the tools and client
 libraries that read them (redis-cli --stat, exporters, Redis's own test
 suite).  What concerns the proxy process (memory, cpu, clients) is the
 proxy's own; what concerns the data (keyspace, hits, expired keys, command
@@ -143,6 +143,15 @@ def commandstats(proxy, nodes):
             t["failed_calls"])) for name, t in sorted(total.items())])
 
 
+def errorstats(proxy, nodes):
+    """Error replies by their first word, summed over the masters."""
+    total = {}
+    for n in nodes:
+        for name, row in n.get("errorstats", {}).items():
+            total[name] = total.get(name, 0) + int(row.get("count", 0))
+    return _lines("Errorstats", [(name, "count=%d" % n) for name, n in sorted(total.items())])
+
+
 def from_masters(proxy, sections, via=2):
     """Each master's INFO for `sections`, as {section: {field: value or {k: v}}}."""
     masters = list(proxy.pool.masters)
@@ -171,7 +180,7 @@ SECTIONS = {
     "persistence": (persistence, ("persistence",)), "stats": (stats, ("stats",)),
     "replication": (replication, ()), "cpu": (cpu, ()), "cluster": (cluster, ()),
     "keyspace": (keyspace, ("keyspace",)),
-    "commandstats": (commandstats, ("commandstats",)),
+    "commandstats": (commandstats, ("commandstats",)), "errorstats": (errorstats, ("errorstats",)),
 }
 DEFAULT = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "cluster", "keyspace")
 

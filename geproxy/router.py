@@ -26,6 +26,7 @@ INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
 OOM = error("OOM command not allowed when used memory > 'MaxMemory'")
 # Scripts: a node link writes nothing behind one; with no keys they roam (request.Roaming).
 SCRIPTS = frozenset(("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"))
+BODIES = frozenset(("eval", "eval_ro"))     # remembered, for EVALSHA on a master that never ran them
 TXN_NOW = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))  # not queued inside MULTI
 
 
@@ -148,6 +149,8 @@ class Router:
                 return blocking.call(self, session, raw, slot)
             if not cmd.readonly:
                 session.last_write_slot = slot
+            if cmd.name in BODIES:
+                self.scripts.remember(args[1])
             if slot is None:
                 if cmd.name in SCRIPTS:
                     return self.send_roaming(session, raw, cmd.name)

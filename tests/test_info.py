@@ -38,7 +38,7 @@ def test_all_sections_in_order(p):
     assert headers(text) == SECTIONS + REDIS_DEFAULT
     assert headers(info(p.port, 'default')) == SECTIONS + REDIS_DEFAULT
     for args in (['all'], ['everything']):
-        assert headers(info(p.port, *args)) == SECTIONS + REDIS_DEFAULT + ['Commandstats'], args
+        assert headers(info(p.port, *args)) == SECTIONS + REDIS_DEFAULT + ['Commandstats', 'Errorstats'], args
 
 
 def test_one_section_or_several(p, raw):
@@ -221,4 +221,18 @@ def test_persistence_counts_changes_over_the_masters(p, cluster):
     after = int(fields(info(p.port, 'persistence'))['rdb_changes_since_last_save'])
     assert after == before + len(keys)
     c.delete(*keys)
+    c.close()
+
+
+def test_errorstats_summed_over_the_masters(p, cluster):
+    """Error replies counted by the nodes, by their first word, over every master."""
+    def count(code):
+        row = fields(info(p.port, 'errorstats')).get('errorstat_' + code)
+        return int(row.split('=')[1]) if row else 0
+    before = count('GEPROXYTEST')
+    c = redis.Redis(host=HOST, port=p.port)
+    for k in [ks[0] for ks in keys_per_master(cluster, 'errs:k', 1).values()]:
+        with pytest.raises(redis.ResponseError):
+            c.eval("return redis.error_reply('GEPROXYTEST on ' .. KEYS[1])", 1, k)
+    assert count('GEPROXYTEST') == before + len(cluster.masters())
     c.close()

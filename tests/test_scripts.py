@@ -2,6 +2,7 @@
 EVALSHA_RO, FCALL, FCALL_RO), and NOSCRIPT recovery: a master that lost a
 script the proxy saw in SCRIPT LOAD gets it again."""
 
+import hashlib
 import time
 
 import pytest
@@ -208,3 +209,18 @@ def test_slow_script_under_server_timeout_after_an_idle_moment(make_proxy):
         assert (idle, c.eval(BUSY, 1, "sc:slow", 400000)) == (idle, 1)
         assert time.time() - t >= 0.4
     c.close()
+
+
+def test_evalsha_of_an_evald_script_on_another_master(r, cluster, spread):
+    """EVAL caches a script on the node that ran it only; the proxy remembers
+    the body, so EVALSHA of it works on every master and SCRIPT EXISTS says so."""
+    body = "return redis.call('GET', KEYS[1]) or 'none-' .. KEYS[1]"
+    r.delete(*spread)
+    for p in cluster.masters():
+        cluster.client(p).script_flush()
+    assert r.eval(body, 1, spread[0]) == ("none-" + spread[0]).encode()
+    sha = hashlib.sha1(body.encode()).hexdigest()
+    assert r.script_exists(sha) == [True]
+    for k in spread[1:]:
+        assert r.evalsha(sha, 1, k) == ("none-" + k).encode()
+    assert r.script_exists("0" * 40) == [False]
