@@ -2,7 +2,7 @@
 # Redis's own test suite (the installed Redis version's, from Debian's source package) through geproxy
 # in front of a 3+3 cluster, in --cluster-mode, one unit at a time; compared with the standalone
 # results kept in tests/redis-suite-standalone.txt; fails below the floor in tests/redis-suite-floor.txt
-# (a unit that hangs costs its tests; --fail-on-hang fails on it outright).
+# and when any unit hangs (--allow-hang: not on a hang).
 # Usage: scripts/redis-suite.sh [--only unit/type/list ...] [--measure-standalone] [--report FILE]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
