@@ -25,11 +25,10 @@ class ClientGone(Exception):
     pass
 
 
-def call(router, session, raw, slot, before=()):
+def call(pool, session, raw, slot, before=()):
     """Run one blocking command (after the commands in `before`, whose replies
     are dropped); returns its reply bytes."""
     session.settle()
-    pool = router.pool
     server = pool.master_for(slot)
     asking = False
     for _ in range(MAX_REDIRECTS + 1):
@@ -82,7 +81,7 @@ def call(router, session, raw, slot, before=()):
     return error("ERR geproxy: too many cluster redirections")
 
 
-def wait_replicas(router, session, raw):
+def wait_replicas(pool, session, raw):
     """WAIT through a proxy: the client's writes went over shared links, so WAIT
     on its own connection would see none.  It runs on a private connection to
     the master the client last wrote to, right after a write of ours there that
@@ -91,10 +90,10 @@ def wait_replicas(router, session, raw):
     writes too."""
     slot = session.last_write_slot
     if slot is None:
-        return call(router, session, raw, None)
+        return call(pool, session, raw, None)
     key = b"__geproxy:wait:{%s}" % slot_tag(slot)
     marker = [command("MULTI"), command("SET", key, "1"), command("DEL", key), command("EXEC")]
-    return call(router, session, raw, slot, before=marker)
+    return call(pool, session, raw, slot, before=marker)
 
 
 _TAGS = {}

@@ -6,8 +6,6 @@ The table says, per command or command|subcommand, whether it goes to every
 master or to any one, and how replies combine.
 """
 
-import hashlib
-
 from . import merge, private
 from .login import proto_of
 from .request import Gather
@@ -47,72 +45,52 @@ TABLE = {
 OWN_USER = error("ERR geproxy: that would change the user geproxy logs in to its nodes as")
 
 SCAN_SHIFT = 10          # low bits of the client's cursor: which master (up to 1024)
-MAX_SCRIPTS = 10000      # bodies remembered for NOSCRIPT recovery
 
 
-class Scripts:
-    """Script bodies seen in SCRIPT LOAD and EVAL, by sha1, so a node that
-    lacks one (it ran on another master, a failover, a restart) can be given
-    it on NOSCRIPT."""
-
-    def __init__(self):
-        self.bodies = {}
-
-    def remember(self, body):
-        sha = hashlib.sha1(body).hexdigest().encode()
-        if sha not in self.bodies:
-            if len(self.bodies) >= MAX_SCRIPTS:
-                self.bodies.pop(next(iter(self.bodies)))
-            self.bodies[sha] = body
-
-    def get(self, sha):
-        return self.bodies.get(sha.lower())
-
-
-def dispatch(router, session, name, args, raw):
+def dispatch(sender, session, name, args, raw):
     """Route a fan-out command (`name` as "dbsize" or "script|load"); returns
     reply bytes or a Gather."""
-    masters = sorted(router.pool.masters, key=lambda s: s.addr)
+    masters = sorted(sender.pool.masters, key=lambda s: s.addr)
     if not masters:
         return NOT_READY
     grant = session.grant
     limited = grant is not None and grant.prefixed   # listings show only what the class may read
     if name == "scan":
-        return scan(router, session, masters, args, grant if limited else None)
+        return scan(sender, session, masters, args, grant if limited else None)
     if name == "randomkey" and limited:
         return random_readable(masters, grant, session.via)
     targets, how = TABLE.get(name, (ONE, None))
     if name == "keys" and limited:
         how = merge.readable(how, grant)
     if name == "script|exists":
-        how = merge.scripts_exist([router.scripts.get(sha) is not None for sha in args[2:]])
+        how = merge.scripts_exist([sender.scripts.get(sha) is not None for sha in args[2:]])
         targets = ALL
     elif name == "script|load":
-        router.scripts.remember(args[2])
+        sender.scripts.remember(args[2])
     elif name == "script|flush":
-        router.scripts.bodies.clear()
+        sender.scripts.bodies.clear()
     if name == "acl|whoami":
         return bulk(user_of(session))
     if name in ("acl|setuser", "acl|deluser"):
         users = args[2:3] if name == "acl|setuser" else args[2:]
-        if (router.pool.cfg.User or "default").encode() in users:
+        if (sender.pool.cfg.User or "default").encode() in users:
             return OWN_USER
     if name == "slowlog|get":
         count = int(args[2]) if len(args) > 2 and args[2].lstrip(b"-").isdigit() else 10
         how = merge.slowlog(count)
         targets = ALL
     elif name == "slowlog|len":
-        return slowlog_len(router.pool, masters, session.via)
+        return slowlog_len(sender.pool, masters, session.via)
     if targets == EVERY:
-        nodes = [s for s in router.pool.servers.values() if not s.cluster_fail]
+        nodes = [s for s in sender.pool.servers.values() if not s.cluster_fail]
         return how(private.call_each(nodes, raw, session.via))
     if targets == ONE:
-        return router.send_any(session, raw)
+        return sender.send_any(session, raw)
     if targets == ASIDE:
         return how(private.call_each(masters, raw, session.via))
     g = Gather(session, how)
     for server in masters:
-        router.submit(server, g.part(raw, None))
+        sender.submit(server, g.part(raw, None))
     return g.close()
 
 
@@ -138,7 +116,7 @@ def random_readable(masters, grant, via, tries=5):
     return null(proto_of(via))
 
 
-def scan(router, session, masters, args, grant=None):
+def scan(sender, session, masters, args, grant=None):
     try:
         cursor = int(args[1])
         if cursor < 0:
@@ -151,5 +129,5 @@ def scan(router, session, masters, args, grant=None):
     raw = command(b"SCAN", b"%d" % node_cursor, *args[2:])
     how = merge.scan_cursor(index, len(masters), SCAN_SHIFT)
     g = Gather(session, how if grant is None else merge.readable(how, grant, scan=True))
-    router.submit(masters[index], g.part(raw, None))
+    sender.submit(masters[index], g.part(raw, None))
     return g.close()

@@ -29,10 +29,10 @@ ONE = {"mget": b"*2\r\n$3\r\nGET\r\n", "mset": b"*3\r\n$3\r\nSET\r\n", "del": b"
        "unlink": b"*2\r\n$6\r\nUNLINK\r\n", "exists": b"*2\r\n$6\r\nEXISTS\r\n", "touch": b"*2\r\n$5\r\nTOUCH\r\n"}
 
 
-def dispatch(router, session, cmd, args, slots):
+def dispatch(sender, session, cmd, args, slots):
     """Split a command whose keys span slots; `slots` are its keys' slots, in order."""
     step, how = SPLIT[cmd.name]
-    submit, readonly = router.submit_slot, cmd.readonly
+    submit, readonly = sender.submit_slot, cmd.readonly
     if len(set(slots)) == len(slots):
         head = ONE[cmd.name]
         g = Gather(session, how or values(session.proto))

@@ -36,7 +36,7 @@ class Pause:
         if cmd.name == "exec":
             txn = session.txn
             return txn is not None and txn.in_multi and txn.writes
-        return writes(cmd, args, session.router.scripts, self.readonly_functions)
+        return writes(cmd, args, session.sender.scripts, self.readonly_functions)
 
     def wait(self):
         self.over.wait(max(0.0, self.until - time.monotonic()))

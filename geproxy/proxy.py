@@ -20,6 +20,7 @@ from .monitor import Monitor
 from .listener import bind
 from .readpolicy import DataCenters
 from .router import Router
+from .sender import Sender
 from .serverpool import ClusterServerPool
 from .session import Session
 from .stats import Stats
@@ -39,6 +40,7 @@ class Proxy:
         self.oom = False            # over MaxMemory: commands that grow memory are refused
         self.pause = None           # pause.Pause while CLIENT PAUSE holds clients
         self.monitor = Monitor(self.pool)
+        self.sender = Sender(self.pool, self.latency)
         self.router = Router(self)
         self.stats = Stats()
         self.sessions = {}

@@ -44,8 +44,8 @@ def not_allowed(name):
 
 
 class PubSub:
-    def __init__(self, router, session):
-        self.router = router
+    def __init__(self, sender, session):
+        self.sender = sender
         self.session = session
         self.conns = {}         # GLOBAL or master addr -> PrivateConn
         self.readers = {}
@@ -76,7 +76,7 @@ class PubSub:
             slot = key_slot(names[0])
             if any(key_slot(c) != slot for c in names[1:]):
                 return CROSSSLOT
-            server = self.router.pool.slots[slot]
+            server = self.sender.pool.slots[slot]
             if server is None:
                 return SLOT_DOWN
             if name == "sunsubscribe" and server.addr not in self.conns:
@@ -86,7 +86,7 @@ class PubSub:
             return self._none_left(args)
         if name == "ping":
             return self.answer_through(None, raw)
-        home = self.router.pool.home()
+        home = self.sender.pool.home()
         reply = self._send(GLOBAL, home, raw, name, names)
         notify = [n for n in names if _may_notify(n, name.startswith("p"))]
         if reply == b"" and (notify or not names):
@@ -101,7 +101,7 @@ class PubSub:
         if name.startswith(("subscribe", "psubscribe")) and not names:
             return
         raw = command(name, *names)
-        for server in self.router.pool.masters:
+        for server in self.sender.pool.masters:
             if server is home:
                 continue
             conn = self.echoes.get(server.addr)

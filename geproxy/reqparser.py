@@ -25,9 +25,13 @@ MAX_INLINE = 64 * 1024            # an unterminated header or inline line longer
 _HUGE_COUNT = re.compile(rb"\*\+?\d{5}")
 _AGGREGATES = bytes.maketrans(b">~|%", b"****")
 # Bytes a canonical bulk argument of length n adds beyond n: "$<n>\r\n" and "\r\n".
-_DIGITS = [len(b"%d" % n) + 5 for n in range(1 << 16)]
+_DIGITS = bytes(len(b"%d" % n) + 5 for n in range(1 << 16))   # bytes: 64 KiB, not a 512 KiB list
 # A canonical array header "*<count>\r\n"; an empty array is not a command.
 _HEAD = [None] + [len(b"%d" % n) + 3 for n in range(1, 1 << 12)]
+
+# One hiredis reader for every client: _fast never switches greenlets and leaves it empty (or
+# replaces it), and a reader per client would cost each idle client about 1 KiB.
+_shared = hiredis.Reader()
 
 
 class RequestParser:
@@ -36,7 +40,6 @@ class RequestParser:
     def __init__(self, max_bulk=MAX_BULK):
         self.buf = bytearray()
         self.max_bulk = max_bulk
-        self._reader = hiredis.Reader()
         self._partial = None        # (count, args so far, offset) of a command still arriving
 
     def pending(self):
@@ -61,7 +64,8 @@ class RequestParser:
         when every command is complete and canonical.  Then each command's raw
         bytes are a slice of data.  Anything else (a partial command, odd
         encodings, errors) returns None and takes the exact, slower path."""
-        reader = self._reader
+        global _shared
+        reader = _shared
         reader.feed(data)
         out = []
         pos = 0
@@ -81,7 +85,7 @@ class RequestParser:
             pos = -1
         if pos == len(data):
             return out
-        self._reader = hiredis.Reader()
+        _shared = hiredis.Reader()  # whatever it holds is not ours to keep
         return None
 
     def _feed(self, data):

@@ -23,7 +23,7 @@ class Request:
     def __init__(self, owner, raw, slot, via):
         self.raw = raw
         self.reply = None
-        self.owner = owner          # has request_done() and router: the session, or a parent request
+        self.owner = owner          # has request_done(), sender and via: the session, or a Gather
         self.slot = slot
         self.redirects = 0
         self.via = via              # which node link: RESP version, or a user's Login (login.py)
@@ -36,8 +36,8 @@ class Request:
     def done(self, reply):
         """Take a reply.  (Node links set .reply directly for non-error replies.)"""
         if reply[0] == 45 and reply[1:4] in REDIRECTS:
-            router = self.owner.router
-            if router is not None and router.redirect(self, reply):
+            sender = self.owner.sender
+            if sender is not None and sender.redirect(self, reply):
                 return
         self.reply = reply
         self.owner.request_done()
@@ -93,7 +93,7 @@ class _Discard:
     """Owner of requests the proxy sends for itself and whose reply it drops:
     the ASKING before a request sent after an ASK, a SCRIPT LOAD before a retried EVALSHA."""
 
-    router = None
+    sender = None
 
     def request_done(self):
         pass
@@ -108,11 +108,11 @@ class Gather:
     into one reply when the last part is in: MGET over slots, DBSIZE over
     masters, and the like."""
 
-    __slots__ = ("owner", "router", "via", "parts", "pending", "merge", "reply")
+    __slots__ = ("owner", "sender", "via", "parts", "pending", "merge", "reply")
 
     def __init__(self, owner, merge):
         self.owner = owner
-        self.router = owner.router
+        self.sender = owner.sender
         self.via = owner.via
         self.parts = []
         self.pending = 1            # held until every part is added (see close)

@@ -8,20 +8,16 @@ forwarded as they are.
 """
 
 import logging
-import random
 from binascii import crc_hqx
 
-import gevent
-
 from . import authority, blocking, fanout, localcmds, multikey, pubsub
-from .request import ASKING, DISCARD, Muted, Request, Roaming, Script
-from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, decode, error, server_failed
+from .request import Muted, Request, Script
+from .resp import CROSSSLOT, NOT_READY, error
 from .slots import key_slot
 from .transaction import Transaction
 
 log = logging.getLogger("geproxy.router")
 
-MAX_REDIRECTS = 5
 INTERNAL_ERROR = error("ERR geproxy internal error (logged)")
 OOM = error("OOM command not allowed when used memory > 'MaxMemory'")
 # Scripts: a node link writes nothing behind one; with no keys they roam (request.Roaming).
@@ -44,7 +40,7 @@ class Router:
     def __init__(self, proxy):
         self.proxy = proxy
         self.pool = proxy.pool
-        self.scripts = fanout.Scripts()
+        self.sender = proxy.sender      # everything routed here leaves through the sending layer
 
     def dispatch_batch(self, session, commands, replies):
         """Route a batch of commands, appending each one's reply (bytes, or a
@@ -144,27 +140,28 @@ class Router:
                     if key_slot(k) != slot:
                         return CROSSSLOT
             if cmd.name == "wait":
-                return blocking.wait_replicas(self, session, raw)
+                return blocking.wait_replicas(self.pool, session, raw)
             if cmd.blocks(args):
-                return blocking.call(self, session, raw, slot)
+                return blocking.call(self.pool, session, raw, slot)
             if not cmd.readonly:
                 session.last_write_slot = slot
+            sender = self.sender
             if cmd.name in BODIES:
-                self.scripts.remember(args[1])
+                sender.scripts.remember(args[1])
             if slot is None:
                 if cmd.name in SCRIPTS:
-                    return self.send_roaming(session, raw, cmd.name)
-                return self.send_any(session, raw, cmd.name)
-            return self.send(session, raw, slot, cmd.name, cmd.readonly, Script if cmd.name in SCRIPTS else Request)
+                    return sender.send_roaming(session, raw, cmd.name)
+                return sender.send_any(session, raw, cmd.name)
+            return sender.send(session, raw, slot, cmd.name, cmd.readonly, Script if cmd.name in SCRIPTS else Request)
         if kind == "any":
-            return self.send_any(session, raw, cmd.name)
+            return self.sender.send_any(session, raw, cmd.name)
         if kind == "home":
             home = self.pool.home()
             if home is None or (home.fail_until and home.is_failed()):
                 return localcmds.handle(session, cmd.name, args) if cmd.name == "ping" else NOT_READY
-            return self._send_to(session, raw, home, None, None if cmd.name == "ping" else cmd.name)  # PING: unmeasured
+            return self.sender.send_to(session, raw, home, None, None if cmd.name == "ping" else cmd.name)  # PING: unmeasured
         if kind == "fanout":
-            return fanout.dispatch(self, session, cmd.name, args, raw)
+            return fanout.dispatch(self.sender, session, cmd.name, args, raw)
         if kind == "txn":
             return self.transaction(session, cmd, args, raw)
         if kind == "pubsub":
@@ -238,7 +235,7 @@ class Router:
     def transaction(self, session, cmd, args, raw):
         txn = session.txn
         if txn is None:
-            txn = session.txn = Transaction(self, session)
+            txn = session.txn = Transaction(self.sender, session)
         name = cmd.name
         if name == "multi":
             reply = txn.multi()
@@ -255,7 +252,7 @@ class Router:
 
     def subscribe(self, session, name, args, raw):
         if session.pubsub is None:
-            session.pubsub = pubsub.PubSub(self, session)
+            session.pubsub = pubsub.PubSub(self.sender, session)
         reply = session.pubsub.command(name, args, raw)
         session.update_mode()
         return reply
@@ -264,115 +261,4 @@ class Router:
         step = multikey.SPLIT[cmd.name][0]
         if (len(args) - 1) % step:
             return wrong_arity(cmd.name)
-        return multikey.dispatch(self, session, cmd, args, slots)
-
-    def server_for(self, slot, readonly=False):
-        """The master owning `slot`, or for a read the member its read group picks."""
-        reads = self.pool.reads
-        if readonly and reads is not None and reads[slot] is not None:
-            return reads[slot].pick()
-        return self.pool.slots[slot]
-
-    def send(self, session, raw, slot, name=None, readonly=False, cls=Request):
-        server = self.server_for(slot, readonly)
-        if server is None:
-            return SLOT_DOWN
-        return self._send_to(session, raw, server, slot, name, cls)
-
-    def send_any(self, session, raw, name=None):
-        server = self.pool.any_master()
-        if server is None:
-            return NOT_READY
-        return self._send_to(session, raw, server, None, name)
-
-    def send_roaming(self, session, raw, name=None):
-        """A script declaring no keys: the home master first, then the others
-        while the node says the script touched a key it does not own."""
-        home = self.pool.home()
-        if home is None:
-            return NOT_READY
-        masters = [s for s in self.pool.masters if s is not home]
-        random.shuffle(masters)
-        masters.append(home)
-        req = Roaming(session, raw, session.via, masters)
-        if name and self.proxy.latency:
-            req.measure(name)
-        server = masters.pop()
-        if server.fail_until and server.is_failed():
-            return server_failed(server)
-        server.link(session.via).send(req)
-        return req
-
-    def _send_to(self, session, raw, server, slot, name, cls=Request):
-        if server.fail_until and server.is_failed():
-            return server_failed(server)
-        req = cls(session, raw, slot, session.via)
-        if name and self.proxy.latency:
-            req.measure(name)
-        server.link(session.via).send(req)
-        return req
-
-    def submit(self, server, req):
-        """Send a part of a gathered command; a failed node answers at once."""
-        if server.fail_until and server.is_failed():
-            req.done(server_failed(server))
-        else:
-            server.link(req.via).send(req)
-
-    def submit_slot(self, slot, req, readonly=False):
-        server = self.server_for(slot, readonly)
-        if server is None:
-            req.done(SLOT_DOWN)
-        else:
-            self.submit(server, req)
-
-    def redirect(self, req, reply):
-        """Follow MOVED / ASK / TRYAGAIN for a request; False leaves the reply to the client."""
-        words = reply[1:].split()
-        kind = words[0]
-        if kind == b"NOSCRIPT":
-            return self.reload_script(req)
-        if kind not in (b"MOVED", b"ASK", b"TRYAGAIN"):
-            return False
-        req.redirects += 1
-        if req.redirects > MAX_REDIRECTS:
-            log.warning("giving up after %d redirections: %r", MAX_REDIRECTS, reply[:80])
-            req.reply = error("ERR geproxy: too many cluster redirections (last: %s)" % reply[1:-2].decode())
-            req.owner.request_done()
-            return True
-        if kind == b"TRYAGAIN":
-            gevent.spawn_later(0.02 * req.redirects, self._retry, req)
-            return True
-        addr = words[2].decode()
-        server = self.pool.server(addr)
-        link = server.link(req.via)
-        if kind == b"MOVED":
-            self.pool.moved(int(words[1]), addr)
-        else:
-            link.send(ASKING)
-        link.send(req)
-        return True
-
-    def reload_script(self, req):
-        """EVALSHA met a node without the script: when we saw its SCRIPT LOAD,
-        load it on every master (ahead of the retry on each link), then retry."""
-        args = decode(req.raw)
-        if req.redirects >= MAX_REDIRECTS or args[0].lower() not in (b"evalsha", b"evalsha_ro"):
-            return False
-        body = self.scripts.get(args[1])
-        if body is None:
-            return False
-        req.redirects += 1
-        load = command("SCRIPT", "LOAD", body)
-        for server in self.pool.masters:
-            server.link(req.via).send(Request(DISCARD, load, None, req.via))
-        self._retry(req)
-        return True
-
-    def _retry(self, req):
-        server = self.pool.master_for(req.slot)
-        if server is None:
-            req.reply = SLOT_DOWN
-            req.owner.request_done()
-            return
-        server.link(req.via).send(req)
+        return multikey.dispatch(self.sender, session, cmd, args, slots)

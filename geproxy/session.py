@@ -29,9 +29,15 @@ HARD_LIMIT = 2      # times ClientOutputLimit: closed at once
 
 
 class Session:
+    # Slots, not a __dict__: a thousand idle clients cost a thousand of these.
+    __slots__ = ("proxy", "sender", "sock", "address", "id", "proto", "login", "via", "name", "lib",
+                 "created", "active", "replies", "backlog", "backlog_bytes", "stash", "last_write_slot",
+                 "writer", "closing", "busy", "blocked", "greenlet", "mute", "last_cmd", "closed", "txn",
+                 "pubsub", "grant", "plain", "_scheduled", "_waiter", "_loop")
+
     def __init__(self, proxy, sock, address):
         self.proxy = proxy
-        self.router = proxy.router
+        self.sender = proxy.sender       # requests' redirections are followed there
         self.sock = sock
         self.address = address
         self.id = next(_ids)

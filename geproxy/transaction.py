@@ -26,8 +26,8 @@ LOCAL_AT_EXEC = frozenset(("client", "config", "info", "select", "cluster"))
 
 
 class Transaction:
-    def __init__(self, router, session):
-        self.router = router
+    def __init__(self, sender, session):
+        self.sender = sender
         self.session = session
         self.in_multi = False
         self.queued = []
@@ -90,8 +90,8 @@ class Transaction:
             return CROSSSLOT
         self.queued.append(raw)
         if not self.writes:
-            top = self.router.pool.commands.get(args[0])
-            self.writes = top is not None and writes(top, args, self.router.scripts)
+            top = self.sender.pool.commands.get(args[0])
+            self.writes = top is not None and writes(top, args, self.sender.scripts)
         return QUEUED
 
     def watch(self, keys, raw):
@@ -157,7 +157,7 @@ class Transaction:
             if r[:7] == b"-MOVED " or r[:5] == b"-ASK ":
                 words = r[1:].split()
                 if words[0] == b"MOVED":
-                    self.router.pool.moved(int(words[1]), words[2].decode())
+                    self.sender.pool.moved(int(words[1]), words[2].decode())
                 return error("EXECABORT Transaction discarded: slot %s moved (%s); run it again"
                              % (words[1].decode(), r[1:-2].decode()))
         return replies[-1]
@@ -184,7 +184,7 @@ class Transaction:
     # -- helpers --
 
     def _checkout(self):
-        pool = self.router.pool
+        pool = self.sender.pool
         server = pool.master_for(self.slot)
         if server is None:
             raise private.BackendError("no node serves this slot")
