@@ -118,3 +118,58 @@ def test_framer_finds_exact_boundaries(reply):
         framer = Framer()
         assert framer.feed(reply[:cut]) == []
         assert framer.feed(reply[cut:]) == [reply]
+
+
+def _random_commands(rng, count):
+    """Commands of any shape: empty to 300 KiB arguments (past the 64 KiB fast-path
+    table and every read size), binary bytes, CRLF inside arguments."""
+    out = []
+    for _ in range(count):
+        args = []
+        for _ in range(rng.choice((1, 2, 3, rng.randint(1, 40)))):
+            size = rng.choice((0, 1, rng.randint(2, 100), rng.randint(100, 70000),
+                               65535, 65536, rng.randint(70000, 300000)))
+            args.append(rng.randbytes(size) if size < 1000 else b"\r\n" * (size // 2) + b"x" * (size % 2))
+        out.append(args)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_parser_any_split_matches_hiredis(seed):
+    """Several clients' parsers fed in turns (they share one hiredis reader), each
+    stream cut in random pieces from 1 byte to 400 KiB: every command comes out
+    whole, as hiredis reads the same stream, and its raw bytes are the stream's."""
+    import random
+    import hiredis
+    rng = random.Random(seed)
+    streams = []
+    for _ in range(3):
+        cmds = _random_commands(rng, rng.randint(1, 30))
+        data = b"".join(command(*a) for a in cmds)
+        ref = hiredis.Reader()
+        ref.feed(data)
+        expected = []
+        while (r := ref.gets()) is not False:
+            expected.append(r)
+        assert expected == cmds
+        ends = [0]
+        for a in cmds:
+            ends.append(ends[-1] + len(command(*a)))
+        pieces, pos = [], 0
+        while pos < len(data):  # half the cuts at command ends: whole commands take the fast path
+            if rng.random() < 0.5:
+                end = rng.choice([e for e in ends if e > pos][:3])
+            else:
+                end = pos + rng.choice((1, rng.randint(1, 16), rng.randint(1, 5000), rng.randint(1, 400000)))
+            pieces.append(data[pos:end])
+            pos = end
+        streams.append((RequestParser(), pieces, expected, data, []))
+    while any(s[1] for s in streams):
+        parser, pieces, _, _, got = rng.choice([s for s in streams if s[1]])
+        cmds, err = parser.feed(pieces.pop(0))
+        assert err is None
+        got.extend(cmds)
+    for parser, _, expected, data, got in streams:
+        assert [a for a, _ in got] == expected
+        assert b"".join(raw for _, raw in got) == data
+        assert parser.pending() == 0
