@@ -38,6 +38,8 @@ OVERRIDES = {
     "wait": "blocking", "waitaof": "blocking",
     "publish": "home",
 }
+# multikey commands: arguments per key (MSET's key and value), for splitting them by slot
+SPLIT_STEP = {"mget": 1, "mset": 2, "del": 1, "unlink": 1, "exists": 1, "touch": 1}
 
 DENY = {
     name: NOT_HERE % name.upper()
@@ -55,7 +57,7 @@ BLOCK_OPTION = {"xread": b"block", "xreadgroup": b"block"}
 class Command:
     """One command's routing facts, compiled from its COMMAND entry."""
 
-    __slots__ = ("name", "arity", "flags", "kind", "reason", "finders", "key_index", "subcommands", "single",
+    __slots__ = ("name", "arity", "flags", "kind", "reason", "finders", "key_index", "subcommands", "single", "split",
                  "readonly")
 
     def __init__(self, entry, parent=None):
@@ -85,8 +87,9 @@ class Command:
         for sub in (entry[9] if len(entry) > 9 else []) or []:
             cmd = Command(sub, parent=self)
             self.subcommands[cmd.name.split("|")[1].encode()] = cmd
-        # The router's fast path: a plain one-key command.
+        # The router's fast paths: a plain one-key command, a multi-key one.
         self.single = self.key_index if self.kind == "key" and not self.subcommands else None
+        self.split = SPLIT_STEP.get(name) if self.kind == "multikey" else None
 
     def lookup(self, args):
         """The subcommand entry for args, when this command has subcommands."""

@@ -15,14 +15,15 @@ from . import merge
 from .request import Gather
 from .resp import command, null
 
-# name -> (arguments per key, merge)
-SPLIT = {
-    "mget": (1, None),
-    "mset": (2, merge.all_ok),
-    "del": (1, merge.sum_integers),
-    "unlink": (1, merge.sum_integers),
-    "exists": (1, merge.sum_integers),
-    "touch": (1, merge.sum_integers),
+# name -> how the parts' replies merge (MGET: see values and merge.placed); arguments per key
+# are the command table's (Command.split)
+MERGE = {
+    "mget": None,
+    "mset": merge.all_ok,
+    "del": merge.sum_integers,
+    "unlink": merge.sum_integers,
+    "exists": merge.sum_integers,
+    "touch": merge.sum_integers,
 }
 # the one-key command each part becomes when a slot has one key
 ONE = {"mget": b"*2\r\n$3\r\nGET\r\n", "mset": b"*3\r\n$3\r\nSET\r\n", "del": b"*2\r\n$3\r\nDEL\r\n",
@@ -31,7 +32,7 @@ ONE = {"mget": b"*2\r\n$3\r\nGET\r\n", "mset": b"*3\r\n$3\r\nSET\r\n", "del": b"
 
 def dispatch(sender, session, cmd, args, slots):
     """Split a command whose keys span slots; `slots` are its keys' slots, in order."""
-    step, how = SPLIT[cmd.name]
+    step, how = cmd.split, MERGE[cmd.name]
     submit, readonly = sender.submit_slot, cmd.readonly
     if len(set(slots)) == len(slots):
         head = ONE[cmd.name]

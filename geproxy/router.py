@@ -82,6 +82,13 @@ class Router:
                         (server.links.get(via) or server.link(via)).send(req)
                         append(req)
                         continue
+                step = cmd.split
+                if step is not None and len(args) > step and not (len(args) - 1) % step:
+                    keys = args[1::step]  # MGET, MSET, DEL ...: keys over several slots are split here
+                    where = [key_slot(k) if b"{" in k else crc_hqx(k, 0) & 16383 for k in keys]
+                    if where.count(where[0]) != len(where):
+                        append(multikey.dispatch(self.sender, session, cmd, args, where))
+                        continue
             mute = session.mute
             try:
                 reply = self.dispatch(session, args, raw)
@@ -258,7 +265,6 @@ class Router:
         return reply
 
     def split(self, session, cmd, args, slots):
-        step = multikey.SPLIT[cmd.name][0]
-        if (len(args) - 1) % step:
+        if (len(args) - 1) % cmd.split:
             return wrong_arity(cmd.name)
         return multikey.dispatch(self.sender, session, cmd, args, slots)
