@@ -8,7 +8,8 @@ from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_value
 from validate import Validator
 
 from .predixyconf import PredixyConfError, load_predixy, looks_like_predixy
-from .settings import ALIASES, AUTHORITY, BY_NAME, DATACENTER, FUNCTIONS, LATENCY, POOL, configspec_lines
+from .settings import (ALIASES, AUTHORITY, BY_NAME, DATACENTER, FUNCTIONS, GROUPS, LATENCY, POOL, POOLS,
+                       SENTINEL, configspec_lines)
 
 
 class ConfigError(Exception):
@@ -20,7 +21,14 @@ class Config:
 
     def __init__(self, values, path=None):
         self.path = path
-        self.pool = _Section(values.pop(POOL))
+        self.pool_kind = next(p for p in POOLS if p in values)
+        pool = values.pop(self.pool_kind)
+        # a pool of groups: group name -> its nodes (empty when Sentinel names them), in file order
+        groups = {k: v["Servers"] for k, v in list(pool.items()) if isinstance(v, dict)}
+        for k in groups:
+            del pool[k]
+        self.pool = _Section(pool)
+        self.pool.groups = groups
         # name -> settings of each [[subsection]]; an empty dict when the section is absent
         self.authority = {k: _Section(v) for k, v in values.pop(AUTHORITY[:-2], {}).items()}
         self.latency = {k: _Section(v) for k, v in values.pop(LATENCY[:-2], {}).items()}
@@ -65,9 +73,13 @@ def load(path, overrides=None):
         if alias in raw:
             raw.setdefault(name, raw[alias])
             del raw[alias]
-    if POOL not in raw:
-        raise ConfigError("%s: missing section [%s] (with Servers = host:port, ...)" % (path, POOL))
-    cfg = ConfigObj(raw, configspec=configspec_lines(), list_values=True)
+    pools = [p for p in POOLS if p in raw]
+    if not pools:
+        raise ConfigError("%s: missing section [%s] (with Servers = host:port, ...), or [%s] or [%s]" % (
+            path, *POOLS))
+    if len(pools) > 1:
+        raise ConfigError("%s: [%s] and [%s]: a proxy serves one pool" % (path, pools[0], pools[1]))
+    cfg = ConfigObj(raw, configspec=configspec_lines(pools[0]), list_values=True)
     result = cfg.validate(Validator(FUNCTIONS), preserve_errors=True)
     if result is not True:
         for sections, key, err in flatten_errors(cfg, result):
@@ -81,7 +93,25 @@ def load(path, overrides=None):
     local = cfg.get("LocalDC")
     if local and local not in cfg.get(DATACENTER[:-2], {}):
         raise ConfigError("%s: LocalDC: %r is not a [DataCenter] subsection" % (path, local))
+    if pools[0] in GROUPS:
+        _check_groups(path, pools[0], cfg[pools[0]])
     return Config(cfg.dict(), path)
+
+
+def _check_groups(path, kind, pool):
+    groups = {k: v for k, v in pool.items() if isinstance(v, dict)}
+    if not groups:
+        raise ConfigError("%s: %s: no group: add one [[name]] subsection per group" % (path, kind))
+    by_sentinel = kind == SENTINEL or pool["RefreshMethod"] == "sentinel"
+    if by_sentinel and not pool["Sentinels"]:
+        raise ConfigError("%s: %s.Sentinels: needs at least one host:port" % (path, kind))
+    for name, group in groups.items():
+        if not by_sentinel and not group["Servers"]:
+            raise ConfigError("%s: %s.%s.Servers: RefreshMethod fixed needs the group's nodes, master first" % (
+                path, kind, name))
+        if by_sentinel and group["Servers"]:
+            raise ConfigError("%s: %s.%s.Servers: the Sentinels name this group's nodes; leave it out" % (
+                path, kind, name))
 
 
 def _read(path, seen):

@@ -35,9 +35,10 @@ def dial(host, port, timeout, keepalive=0):
     return sock
 
 
-def handshake_commands(proto, user, password, readonly=False):
+def handshake_commands(proto, user, password, db=0, readonly=False):
     """What a fresh backend connection must say first: HELLO 3 for RESP3 links
-    (with AUTH when a password is set), plain AUTH otherwise, READONLY on replicas."""
+    (with AUTH when a password is set), plain AUTH otherwise, SELECT for another
+    database, READONLY on cluster replicas."""
     cmds = []
     if proto == 3:
         args = ["HELLO", "3"]
@@ -46,6 +47,8 @@ def handshake_commands(proto, user, password, readonly=False):
         cmds.append(command(*args))
     elif password:
         cmds.append(command("AUTH", user, password) if user else command("AUTH", password))
+    if db:
+        cmds.append(command("SELECT", db))
     if readonly:
         cmds.append(command("READONLY"))
     return cmds

@@ -35,10 +35,19 @@ def quit_(session, args):
 
 
 def select(session, args):
+    """Database 0 only in a cluster, as Redis Cluster has it; 0 .. Databases-1
+    in a pool of groups, each on node links that SELECTed it."""
     db = _int(args[1])
     if db is None:
         return NOT_INT
-    return OK if db == 0 else error("ERR SELECT is not allowed in cluster mode")
+    pool = session.proxy.pool
+    if pool.cluster:
+        return OK if db == 0 else error("ERR SELECT is not allowed in cluster mode")
+    if not 0 <= db < pool.cfg.Databases:
+        return error("ERR DB index is out of range")
+    session.db = db
+    session.update_mode()
+    return OK
 
 
 def ok(session, args):
@@ -94,6 +103,7 @@ def reset(session, args):
     if session.login is not None:  # RESET logs a client out, back to what it had before AUTH
         session.login, session.grant = None, session.proxy.authority.default
     session.name = b""
+    session.db = 0
     session.update_mode()
     return simple("RESET")
 

@@ -184,7 +184,7 @@ class NodeLink:
         cfg = server.cfg
         try:
             sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive)
-            cmds = handshake_commands(*credentials(self.via, cfg), readonly=server.role == "slave")
+            cmds = handshake_commands(*credentials(self.via, cfg), readonly=server.role == "slave" and server.cluster)
             if cmds:
                 try:
                     sock.sendall(b"".join(cmds))

@@ -1,5 +1,5 @@
 """The proxy: a gevent StreamServer that gives each client a Session, in front
-of one ClusterServerPool."""
+of one server pool (a Redis Cluster, or groups: grouppool.py)."""
 
 import gc
 import json
@@ -21,7 +21,9 @@ from .listener import bind
 from .readpolicy import DataCenters
 from .router import Router
 from .sender import Sender
+from .grouppool import GroupServerPool
 from .serverpool import ClusterServerPool
+from .settings import POOL
 from .session import Session
 from .stats import Stats
 
@@ -35,7 +37,11 @@ class Proxy:
         self.rundir = rundir        # the arbiter's folder shared by the workers
         self.shared_config = {}
         self.latency = LatencyMonitors(cfg.latency)
-        self.pool = ClusterServerPool(cfg.pool, self.latency, DataCenters(cfg.LocalDC, cfg.datacenters))
+        dcs = DataCenters(cfg.LocalDC, cfg.datacenters)
+        if cfg.pool_kind == POOL:
+            self.pool = ClusterServerPool(cfg.pool, self.latency, dcs)
+        else:
+            self.pool = GroupServerPool(cfg.pool, self.latency, dcs, cfg.pool_kind)
         self.authority = Authority(cfg.authority)
         self.oom = False            # over MaxMemory: commands that grow memory are refused
         self.pause = None           # pause.Pause while CLIENT PAUSE holds clients

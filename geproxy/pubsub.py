@@ -21,7 +21,6 @@ from gevent.event import Event
 
 from . import private
 from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, decode, error
-from .slots import key_slot
 
 log = logging.getLogger("geproxy.pubsub")
 
@@ -73,6 +72,7 @@ class PubSub:
                 for key in keys:
                     self._send(key, None, raw, name, names)
                 return b"" if keys else self._none_left(args)
+            key_slot = self.sender.pool.key_slot
             slot = key_slot(names[0])
             if any(key_slot(c) != slot for c in names[1:]):
                 return CROSSSLOT

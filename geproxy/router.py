@@ -50,8 +50,9 @@ class Router:
         everything else goes through dispatch()."""
         table = self.pool.commands
         lookup = table.lookup if table is not None and not self.proxy.oom else {}
-        slots = self.pool.slots
-        reads = self.pool.reads
+        pool = self.pool
+        slots, reads = pool.slots, pool.reads
+        hashed = None if pool.cluster else pool.key_slot   # a pool of groups places keys its own way
         via = session.via
         append = replies.append
         measure = bool(self.proxy.latency)
@@ -67,7 +68,10 @@ class Router:
                 i = cmd.single
                 if i is not None and len(args) > i:
                     key = args[i]
-                    slot = key_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383  # key_slot, inlined
+                    if hashed is not None:
+                        slot = hashed(key)
+                    else:
+                        slot = key_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383  # key_slot, inlined
                     if reads is not None and cmd.readonly and reads[slot] is not None:
                         server = reads[slot].pick()
                     else:
@@ -85,7 +89,10 @@ class Router:
                 step = cmd.split
                 if step is not None and len(args) > step and not (len(args) - 1) % step:
                     keys = args[1::step]  # MGET, MSET, DEL ...: keys over several slots are split here
-                    where = [key_slot(k) if b"{" in k else crc_hqx(k, 0) & 16383 for k in keys]
+                    if hashed is not None:
+                        where = [hashed(k) for k in keys]
+                    else:
+                        where = [key_slot(k) if b"{" in k else crc_hqx(k, 0) & 16383 for k in keys]
                     if where.count(where[0]) != len(where):
                         append(multikey.dispatch(self.sender, session, cmd, args, where))
                         continue
@@ -136,6 +143,7 @@ class Router:
             return localcmds.handle(session, cmd.name, args)
         if kind == "key" or kind == "multikey" or kind == "blocking":
             keys = cmd.keys(args)
+            key_slot = self.pool.key_slot
             if kind == "multikey":
                 slots = [key_slot(k) for k in keys]
                 slot = slots[0]

@@ -31,6 +31,7 @@ class Server:
         self.group = ""                 # the master's node id
         self.dc = ""
         self.cluster_fail = False       # the cluster itself flags the node as failed
+        self.cluster = True             # a cluster node (replicas need READONLY); False in a pool of groups
         self.links = {}
         self.idle_private = {}          # via (login.py) -> [PrivateConn]
         self.holds = deque()            # LinkHolds: private connections being readied; shared links wait

@@ -15,7 +15,7 @@ from .commands import CommandTable
 from .connection import BackendError, Connection
 from .readpolicy import ReadGroup, replicas_read
 from .server import Server
-from .slots import SLOTS
+from .slots import SLOTS, key_slot
 
 log = logging.getLogger("geproxy.pool")
 
@@ -58,6 +58,8 @@ def parse_cluster_nodes(text, seen_from=None):
 
 
 class ClusterServerPool:
+    cluster = True
+    key_slot = staticmethod(key_slot)   # a key's hash slot: where routing looks it up in `slots`
     def __init__(self, cfg, latency, dcs):
         self.cfg = cfg
         self.latency = latency

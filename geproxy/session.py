@@ -31,7 +31,7 @@ HARD_LIMIT = 2      # times ClientOutputLimit: closed at once
 class Session:
     # Slots, not a __dict__: a thousand idle clients cost a thousand of these.
     __slots__ = ("proxy", "sender", "sock", "address", "id", "proto", "login", "via", "name", "lib",
-                 "created", "active", "replies", "backlog", "backlog_bytes", "stash", "last_write_slot",
+                 "created", "active", "db", "replies", "backlog", "backlog_bytes", "stash", "last_write_slot",
                  "writer", "closing", "busy", "blocked", "greenlet", "mute", "last_cmd", "closed", "txn",
                  "pubsub", "grant", "plain", "_scheduled", "_waiter", "_loop")
 
@@ -44,6 +44,7 @@ class Session:
         self.proto = 2
         self.login = None           # (user, password) of a Redis ACL user (login.py)
         self.via = 2                # how its node connections log in: proto, or a Login
+        self.db = 0                 # SELECTed database (pools of groups)
         self.name = b""
         self.lib = {}
         self.created = self.active = time.time()
@@ -127,7 +128,8 @@ class Session:
     def update_mode(self):
         """After a change of protocol, login or state: which connections carry
         this client's commands, and whether it may take the router's fast path."""
-        self.via = self.proto if self.login is None else Login(self.proto, *self.login)
+        login, db = self.login, self.db
+        self.via = self.proto if login is None and not db else Login(self.proto, *(login or (None, None)), db)
         grant, ps = self.grant, self.pubsub
         self.plain = (grant is not None and grant.unrestricted and self.mute is None
                       and not (self.txn is not None and self.txn.in_multi)

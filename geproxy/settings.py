@@ -11,18 +11,24 @@ from validate import ValidateError
 
 
 class Setting:
-    __slots__ = ("name", "section", "check", "default", "doc", "online")
+    __slots__ = ("name", "section", "check", "default", "doc", "online", "pools")
 
-    def __init__(self, name, section, check, default, doc, online=False):
+    def __init__(self, name, section, check, default, doc, online=False, pools=None):
         self.name, self.section, self.check = name, section, check
         self.default, self.doc, self.online = default, doc, online
+        self.pools = pools or POOLS     # for a pool setting: the kinds of pool that take it
 
     @property
     def key(self):
         return "%s.%s" % (self.section, self.name) if self.section else self.name
 
 
-POOL = "ClusterServerPool"
+POOL = "ClusterServerPool"         # pool settings are declared under this name, for every kind of pool
+SENTINEL = "SentinelServerPool"
+STANDALONE = "StandaloneServerPool"
+POOLS = (POOL, SENTINEL, STANDALONE)    # a configuration has exactly one of them
+GROUPS = (SENTINEL, STANDALONE)         # pools of groups: one [[subsection]] per group
+GROUP = "group"                         # the settings of each group's [[subsection]]
 AUTHORITY = "Authority/*"          # [Authority] with one [[subsection]] per client class
 LATENCY = "LatencyMonitor/*"       # [LatencyMonitor] with one [[subsection]] per monitor
 DATACENTER = "DataCenter/*"        # [DataCenter] with one [[subsection]] per data center
@@ -62,7 +68,25 @@ SETTINGS = [
             "failures in a row after which a node is marked failed"),
     Setting("ServerRetryTimeout", POOL, "duration", "1", "how long a failed node is left alone before a retry"),
     Setting("KeepAlive", POOL, "integer(min=0)", "0", "TCP keepalive idle seconds on backend sockets (0: off)"),
-    Setting("Servers", POOL, "addresses", None, "seed nodes, host:port, comma separated; one reachable is enough"),
+    Setting("Servers", POOL, "addresses", None, "seed nodes, host:port, comma separated; one reachable is enough",
+            pools=(POOL,)),
+    Setting("Sentinels", POOL, "optional_addresses", "list()",
+            "Redis Sentinels watching the groups, host:port, comma separated", pools=GROUPS),
+    Setting("SentinelPassword", POOL, "string", "", "password of the Sentinels (none: they ask for none)",
+            pools=GROUPS),
+    Setting("RefreshMethod", POOL, "option('fixed', 'sentinel')", "fixed",
+            "fixed: each group lists its nodes, the first is the master; sentinel: ask the Sentinels",
+            pools=(STANDALONE,)),
+    Setting("Databases", POOL, "integer(min=1, max=1024)", "1", "databases each group has: SELECT 0 .. n-1",
+            pools=GROUPS),
+    Setting("Hash", POOL, "option('crc16', 'atol')", "crc16", "hash of a key that picks its group",
+            pools=GROUPS),
+    Setting("HashTag", POOL, "hashtag", "", "two characters: only the part of a key between them is hashed "
+            "(e.g. {}); empty: the whole key", pools=GROUPS),
+    Setting("Distribution", POOL, "option('modula', 'random')", "modula",
+            "modula: group = hash % groups; random: any group, command by command", pools=GROUPS),
+    Setting("Servers", GROUP, "optional_addresses", "list()",
+            "the group's nodes, master first (RefreshMethod fixed); from Sentinel otherwise"),
     Setting("LocalDC", None, "string", "", "the data center this proxy runs in (see [DataCenter])"),
     Setting("AddrPrefix", DATACENTER, "names", "list()", "node addresses starting with these are in this DC"),
     Setting("ReadPolicy", DATACENTER, "names", "list()",
@@ -86,20 +110,25 @@ SETTINGS = [
 ALIASES = {"WorkerThreads": "WorkerProcesses"}
 
 # The settings CONFIG GET/SET address by plain name: top level and the pool.
-BY_NAME = {s.name.lower(): s for s in SETTINGS if not (s.section or "").endswith("/*")}
+BY_NAME = {s.name.lower(): s for s in SETTINGS if not (s.section or "").endswith("/*") and s.section != GROUP}
 
 
-def configspec_lines():
-    """The validate configspec, derived from SETTINGS."""
-    lines, current = [], None
-    for s in sorted(SETTINGS, key=lambda s: s.section or ""):
-        if s.section != current:
-            current = s.section
-            if current.endswith("/*"):
-                lines += ["[%s]" % current[:-2], "[[__many__]]"]
-            else:
-                lines.append("[%s]" % current)
-        lines.append("%s = %s" % (s.name, _with_default(s)))
+def configspec_lines(pool=POOL):
+    """The validate configspec for a file with the given kind of pool, derived from SETTINGS."""
+    sections = {}
+    for s in SETTINGS:
+        if s.section == GROUP or (s.section == POOL and pool not in s.pools):
+            continue
+        sections.setdefault(s.section or "", []).append("%s = %s" % (s.name, _with_default(s)))
+    lines = sections.pop("")
+    for section, body in sorted(sections.items()):
+        if section.endswith("/*"):
+            lines += ["[%s]" % section[:-2], "[[__many__]]"] + body
+        else:
+            lines += ["[%s]" % (pool if section == POOL else section)] + body
+            if section == POOL and pool in GROUPS:
+                lines.append("[[__many__]]")
+                lines += ["%s = %s" % (s.name, _with_default(s)) for s in SETTINGS if s.section == GROUP]
     return lines
 
 
@@ -169,6 +198,18 @@ def optional_address(value, default=None):
     return address(value) if _scalar(value).strip() else ""
 
 
+def optional_addresses(value, default=None):
+    items = value if isinstance(value, list) else [value]
+    return addresses(items) if any(str(v).strip() for v in items) else []
+
+
+def hashtag(value, default=None):
+    tag = _scalar(value)
+    if tag and len(tag) != 2:
+        raise ValidateError("%r: a hash tag is two characters, e.g. {}" % tag)
+    return tag
+
+
 def names(value, default=None):
     """A list of words; one word is a list of one."""
     items = value if isinstance(value, list) else [value]
@@ -217,7 +258,8 @@ def logrotate(value, default=None):
 
 
 FUNCTIONS = {"duration": duration, "memsize": memsize, "address": address, "optional_address": optional_address,
-             "addresses": addresses, "logrotate": logrotate, "names": names, "spans": spans}
+             "addresses": addresses, "optional_addresses": optional_addresses, "hashtag": hashtag,
+             "logrotate": logrotate, "names": names, "spans": spans}
 
 
 def reference_markdown():
@@ -226,6 +268,10 @@ def reference_markdown():
     for s in SETTINGS:
         default = "(required)" if s.default is None else "`%s`" % s.default if s.default != "" else "(empty)"
         section = (s.section or "top").replace("/*", " (each [[subsection]])")
+        if s.section == POOL:
+            section = "any pool" if s.pools == POOLS else " / ".join(s.pools)
+        elif s.section == GROUP:
+            section = "each group's [[subsection]]"
         rows.append("| %s | %s | %s | %s | %s |" % (s.name, section, default,
                                                     "yes" if s.online else "", s.doc))
     return "\n".join(rows)

@@ -15,7 +15,6 @@ from .framer import elements
 from .login import credentials
 from .pause import writes
 from .resp import CROSSSLOT, OK, command, error
-from .slots import key_slot
 
 QUEUED = b"+QUEUED\r\n"
 EXECABORT = error("EXECABORT Transaction discarded because of previous errors.")
@@ -46,6 +45,7 @@ class Transaction:
         """All keys in one slot, the same as the transaction's so far?"""
         if not keys:
             return True
+        key_slot = self.sender.pool.key_slot
         slot = key_slot(keys[0])
         if any(key_slot(k) != slot for k in keys[1:]) or (self.slot is not None and slot != self.slot):
             return False
@@ -143,9 +143,10 @@ class Transaction:
             self.conn = conn
             via = self.session.via
             if conn.via != via:  # HELLO or AUTH after WATCH: the pinned connection follows
-                proto, user, password = credentials(via, conn.server.cfg)
+                proto, user, password, db = credentials(via, conn.server.cfg)
                 auth = ("AUTH", user or "default", password) if password else ()
                 conn.call(command("HELLO", proto, *auth))
+                conn.call(command("SELECT", db))
                 conn.via = via
             replies = conn.call(data, n + 2)
         except private.ERRORS as e:
