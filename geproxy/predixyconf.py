@@ -15,7 +15,9 @@ TOP = ("Name", "Bind", "WorkerThreads", "MaxMemory", "ClientTimeout", "BufSize",
        "LogWarnSample", "LogErrorSample")
 POOL = ("Password", "User", "MasterReadPriority", "StaticSlaveReadPriority", "DynamicSlaveReadPriority",
         "RefreshInterval", "ServerTimeout", "ServerFailureLimit", "ServerRetryTimeout", "KeepAlive")
-UNSUPPORTED = ("SentinelServerPool", "StandaloneServerPool", "DataCenter", "LocalDC", "CustomCommand")
+GROUP_POOL = POOL + ("Databases", "Hash", "HashTag", "Distribution", "RefreshMethod")
+GROUP_POOLS = ("SentinelServerPool", "StandaloneServerPool")
+UNSUPPORTED = ("DataCenter", "LocalDC", "CustomCommand")
 
 _OURS = re.compile(r"^\s*(\[|[^\s=#]+\s*=)")   # configobj: `[Section]` or `Key = value`
 
@@ -131,9 +133,11 @@ def _top(nodes):
     out = {}
     for nd in nodes:
         if nd.named(*UNSUPPORTED):
-            nd.fail("%s: geproxy does not support it yet (only ClusterServerPool)" % _canon(nd.key, UNSUPPORTED))
+            nd.fail("%s: geproxy does not support it in predixy's format yet" % _canon(nd.key, UNSUPPORTED))
         elif nd.named("ClusterServerPool"):
             out["ClusterServerPool"] = _pool(_block(nd))   # predixy: the last one wins
+        elif nd.named(*GROUP_POOLS):
+            out[_canon(nd.key, GROUP_POOLS)] = _group_pool(_block(nd))
         elif nd.named("Authority"):
             out["Authority"] = _authority(_block(nd))
         elif nd.named("LatencyMonitor"):
@@ -188,6 +192,30 @@ def _pool(nd):
                 c.fail("ClusterServerPool Databases must be 1")
         elif c.named(*POOL):
             out[_canon(c.key, POOL)] = _scalar(c)
+        else:
+            out[c.key] = _plain(c)
+    return out
+
+
+def _group_pool(nd):
+    """Sentinel/Standalone pools: `Sentinels [password] { + addr }` and one
+    `Group name { + addr ... }` per group, the group becoming a [[name]] subsection."""
+    out = {}
+    for c in nd.sub:
+        if c.named("Sentinels"):
+            out.setdefault("Sentinels", []).extend(_items(c))
+            if c.val:
+                out["SentinelPassword"] = c.val
+        elif c.named("Group"):
+            if not c.val:
+                c.fail("Group needs a name: Group NAME {")
+            if c.val in out:
+                c.fail("Group %r defined twice" % c.val)
+            out[c.val] = {"Servers": _items(c)}
+        elif c.named(*GROUP_POOL):
+            out[_canon(c.key, GROUP_POOL)] = _scalar(c)
+        elif c.named("Servers"):
+            c.fail("%s lists its nodes in Group blocks, not Servers" % nd.key)
         else:
             out[c.key] = _plain(c)
     return out

@@ -162,23 +162,22 @@ def test_latency_monitors_from_latency_conf(p):
 
 
 @pytest.mark.parametrize('where', ['main', 'include'])
-def test_sentinel_pool_is_refused_in_one_line(cluster, tmp_path, where):
+def test_two_pools_are_refused_in_one_line(cluster, tmp_path, where):
+    """A cluster pool and a Sentinel pool in one file: a proxy serves one pool."""
     port = free_port()
     if where == 'main':
         conf = write_files(str(tmp_path), cluster, port,
                            **{'predixy.conf': PREDIXY.format(port=port) + SENTINEL})
-        line = len(PREDIXY.format(port=port).splitlines()) + 1
-        origin = '%s:%d' % (conf, line)
     else:
         conf = write_files(str(tmp_path), cluster, port,
                            **{'predixy.conf': PREDIXY.format(port=port) + 'Include sentinel.conf\n',
                               'sentinel.conf': '# sentinels\n' + SENTINEL})
-        origin = '%s:2' % os.path.join(str(tmp_path), 'sentinel.conf')
     r = check(conf)
     assert r.returncode != 0 and r.stdout == ''
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
-    assert 'SentinelServerPool' in lines[0] and origin in lines[0], lines[0]
+    assert 'SentinelServerPool' in lines[0] and 'ClusterServerPool' in lines[0] and conf in lines[0], lines[0]
+    assert 'one pool' in lines[0]
     # and the proxy itself refuses to start on it
     run = subprocess.run([sys.executable, '-m', 'geproxy', '-c', conf], cwd=ROOT,
                          capture_output=True, text=True, timeout=30)

@@ -94,7 +94,12 @@ def test_every_setting_is_declared_once_with_doc():
     names = [s.key for s in SETTINGS]
     assert len(names) == len(set(names))
     assert all(s.doc for s in SETTINGS)
-    assert len([line for line in configspec_lines() if not line.startswith("[")]) == len(SETTINGS)
+    from geproxy.settings import GROUP, GROUPS, POOL, POOLS
+    for kind in POOLS:  # each kind of pool's configspec has every setting that applies to it, once
+        applies = [s for s in SETTINGS if s.section not in (POOL, GROUP) or
+                   (s.section == POOL and kind in s.pools) or (s.section == GROUP and kind in GROUPS)]
+        lines = [line.split(" = ")[0] for line in configspec_lines(kind) if not line.startswith("[")]
+        assert sorted(lines) == sorted(s.name for s in applies), kind
 
 
 def run_cli(*args):

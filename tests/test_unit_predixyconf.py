@@ -573,7 +573,7 @@ def test_text_after_closing_brace(tmp_path):
     assert "predixy.conf:3: unexpected 'x' after '}'" in error_of(tmp_path, "Authority {\n Auth {\n } x\n}\n")
 
 
-# ---- what geproxy does not do yet ----
+# ---- pools of groups, and what geproxy does not read yet ----
 
 SENTINEL = """\
 ## redis sentinel server pool define
@@ -582,32 +582,65 @@ SentinelServerPool {
     Hash crc16
     HashTag "{}"
     Distribution modula
-    Sentinels {
+    Sentinels sekret {
         + 10.2.2.2:7500
+        + 10.2.2.3:7500
     }
     Group shard001 {
+    }
+    Group shard002 {
+    }
+}
+"""
+
+STANDALONE = """\
+StandaloneServerPool {
+    RefreshMethod fixed
+    Hash atol
+    Group a {
+        + 10.0.0.1:6379
+        + 10.0.0.2:6379
+    }
+    Group b {
+        + 10.0.0.3:6379
     }
 }
 """
 
 
-def test_sentinel_pool_is_not_supported(tmp_path):
+def test_sentinel_pool_is_read(tmp_path):
     write(tmp_path, "sentinel.conf", SENTINEL)
-    msg = error_of(tmp_path, "Name x\nInclude sentinel.conf\n")
-    assert msg == "%s:2: SentinelServerPool: geproxy does not support it yet (only ClusterServerPool)" % (
-        tmp_path / "sentinel.conf")
+    got = load_text(tmp_path, "Name x\nInclude sentinel.conf\n")
+    assert got["SentinelServerPool"] == {
+        "Databases": "16", "Hash": "crc16", "HashTag": "{}", "Distribution": "modula",
+        "Sentinels": ["10.2.2.2:7500", "10.2.2.3:7500"], "SentinelPassword": "sekret",
+        "shard001": {"Servers": []}, "shard002": {"Servers": []}}
+
+
+def test_standalone_pool_is_read(tmp_path):
+    got = load_text(tmp_path, STANDALONE)
+    assert got == {"StandaloneServerPool": {
+        "RefreshMethod": "fixed", "Hash": "atol",
+        "a": {"Servers": ["10.0.0.1:6379", "10.0.0.2:6379"]}, "b": {"Servers": ["10.0.0.3:6379"]}}}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("StandaloneServerPool {\n    Group {\n    }\n}\n", "Group needs a name"),
+    ("StandaloneServerPool {\n    Group a {\n    }\n    Group a {\n    }\n}\n", "Group 'a' defined twice"),
+    ("SentinelServerPool {\n    Servers {\n        + 1.2.3.4:5\n    }\n}\n", "in Group blocks, not Servers"),
+])
+def test_group_pool_mistakes(tmp_path, text, message):
+    assert message in error_of(tmp_path, text)
 
 
 @pytest.mark.parametrize("text, name", [
     ("LocalDC bj\n", "LocalDC"),
     ("DataCenter {\n    DC bj {\n        AddrPrefix {\n            + 10.1\n        }\n    }\n}\n", "DataCenter"),
     ("CustomCommand {\n    custom.ttl {\n        Mode keyAt2\n    }\n}\n", "CustomCommand"),
-    ("StandaloneServerPool {\n    RefreshMethod fixed\n}\n", "StandaloneServerPool"),
-    ("sentinelserverpool {\n}\n", "SentinelServerPool"),
 ])
 def test_other_unsupported_settings(tmp_path, text, name):
     msg = error_of(tmp_path, POOL + text)
-    assert msg.endswith("predixy.conf:6: %s: geproxy does not support it yet (only ClusterServerPool)" % name)
+    assert msg.endswith("predixy.conf:6: %s: geproxy does not support it in predixy's format yet" % name)
 
 
 def test_brace_without_space_and_lone_brace(tmp_path):
