@@ -21,7 +21,7 @@ from .connection import BackendError, Connection, dial, handshake_commands, read
 from .distribution import Placement
 from .framer import Framer
 from .readpolicy import ReadGroup, replicas_read
-from .resp import ProtocolError, command, decode
+from .resp import ProtocolError, command, decode, error
 from .server import Server
 from .settings import SENTINEL
 
@@ -38,6 +38,8 @@ class Group:
 
 class GroupServerPool:
     cluster = False
+    crossslot = error("CROSSSLOT Keys in request don't hash to the same group")
+    not_ready = error("CLUSTERDOWN geproxy does not know the groups' masters yet (no Sentinel or node answered)")
 
     def __init__(self, cfg, latency, dcs, kind):
         self.cfg = cfg

@@ -20,7 +20,7 @@ import hiredis
 from gevent.event import Event
 
 from . import private
-from .resp import CROSSSLOT, NOT_READY, SLOT_DOWN, command, decode, error
+from .resp import NOT_READY, SLOT_DOWN, command, decode, error
 
 log = logging.getLogger("geproxy.pubsub")
 
@@ -75,7 +75,7 @@ class PubSub:
             key_slot = self.sender.pool.key_slot
             slot = key_slot(names[0])
             if any(key_slot(c) != slot for c in names[1:]):
-                return CROSSSLOT
+                return self.sender.pool.crossslot
             server = self.sender.pool.slots[slot]
             if server is None:
                 return SLOT_DOWN

@@ -12,7 +12,7 @@ from binascii import crc_hqx
 
 from . import authority, blocking, fanout, localcmds, multikey, pubsub
 from .request import Muted, Request, Script
-from .resp import CROSSSLOT, NOT_READY, error
+from .resp import NOT_READY, error
 from .slots import key_slot
 from .transaction import Transaction
 
@@ -153,7 +153,7 @@ class Router:
                 slot = key_slot(keys[0]) if keys else None
                 for k in keys[1:]:
                     if key_slot(k) != slot:
-                        return CROSSSLOT
+                        return self.pool.crossslot
             if cmd.name == "wait":
                 return blocking.wait_replicas(self.pool, session, raw)
             if cmd.blocks(args):
@@ -219,9 +219,9 @@ class Router:
         (PING, INFO, HELLO, QUIT, ...) still answer; the rest get CLUSTERDOWN."""
         name = args[0].lower().decode("utf-8", "replace")
         if name not in localcmds.HANDLERS or (session.grant is None and name not in authority.OPEN):
-            return NOT_READY
+            return self.pool.not_ready
         try:
-            return localcmds.handle(session, name, args) or NOT_READY
+            return localcmds.handle(session, name, args) or self.pool.not_ready
         except IndexError:
             return wrong_arity(name)
 

@@ -15,6 +15,7 @@ from .commands import CommandTable
 from .connection import BackendError, Connection
 from .readpolicy import ReadGroup, replicas_read
 from .server import Server
+from .resp import CROSSSLOT, NOT_READY
 from .slots import SLOTS, key_slot
 
 log = logging.getLogger("geproxy.pool")
@@ -59,6 +60,7 @@ def parse_cluster_nodes(text, seen_from=None):
 
 class ClusterServerPool:
     cluster = True
+    crossslot, not_ready = CROSSSLOT, NOT_READY     # errors in this pool's words
     key_slot = staticmethod(key_slot)   # a key's hash slot: where routing looks it up in `slots`
     def __init__(self, cfg, latency, dcs):
         self.cfg = cfg

@@ -14,7 +14,7 @@ from . import localcmds
 from .framer import elements
 from .login import credentials
 from .pause import writes
-from .resp import CROSSSLOT, OK, command, error
+from .resp import OK, command, error
 
 QUEUED = b"+QUEUED\r\n"
 EXECABORT = error("EXECABORT Transaction discarded because of previous errors.")
@@ -87,7 +87,7 @@ class Transaction:
             return error("ERR %s inside MULTI is not supported by geproxy" % cmd.name.upper())
         if not self._pin_slot(cmd.keys(args)):
             self.doomed = True
-            return CROSSSLOT
+            return self.sender.pool.crossslot
         self.queued.append(raw)
         if not self.writes:
             top = self.sender.pool.commands.get(args[0])
@@ -98,7 +98,7 @@ class Transaction:
         if self.in_multi:
             return error("ERR WATCH inside MULTI is not allowed")
         if not self._pin_slot(keys):
-            return CROSSSLOT
+            return self.sender.pool.crossslot
         self.session.settle()
         try:
             if self.conn is None:

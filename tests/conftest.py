@@ -118,11 +118,12 @@ class Proxy:
         return self.proc.returncode
 
 
-def start_proxy(cluster, extra_conf='', port=None, top=None, pool=None, timeout=10, argv=None):
+def start_proxy(cluster, extra_conf='', port=None, top=None, pool=None, timeout=10, argv=None, text=None):
     """Write a config for `cluster` and start geproxy on it; wait until it answers PING.
 
     top/pool: dicts overriding top-level / [ClusterServerPool] keys (None removes a key).
     argv: command prefix, default [python, -m, geproxy] (tests may pass a stand-in).
+    text: the whole configuration instead, a function of the port (other pools than a cluster).
     Raises RuntimeError with the log tail if the proxy exits or never answers.
     """
     port = port or free_port()
@@ -130,7 +131,7 @@ def start_proxy(cluster, extra_conf='', port=None, top=None, pool=None, timeout=
     conf_path = os.path.join(tmpdir, 'proxy.conf')
     log_path = os.path.join(tmpdir, 'proxy.log')
     with open(conf_path, 'w') as f:
-        f.write(render_config(cluster, port, top, pool, extra_conf))
+        f.write(text(port) if text is not None else render_config(cluster, port, top, pool, extra_conf))
     env = dict(os.environ, PYTHONUNBUFFERED='1',
                PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')])))
     cmd = list(argv or [sys.executable, '-m', 'geproxy']) + ['-c', conf_path]
