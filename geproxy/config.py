@@ -22,6 +22,8 @@ class Config:
     def __init__(self, values, path=None):
         self.path = path
         self.pool_kind = next(p for p in POOLS if p in values)
+        # the settings CONFIG GET/SET know by name: top level and this kind of pool's
+        self.by_name = {k: s for k, s in BY_NAME.items() if s.section != POOL or self.pool_kind in s.pools}
         pool = values.pop(self.pool_kind)
         # a pool of groups: group name -> its nodes (empty when Sentinel names them), in file order
         groups = {k: v["Servers"] for k, v in list(pool.items()) if isinstance(v, dict)}
@@ -38,7 +40,7 @@ class Config:
     def parse(self, name, value):
         """(setting name, value) for a top-level or pool setting given by name
         (any case), validated like the file would be; raises ConfigError."""
-        s = BY_NAME.get(ALIASES.get(name, name).lower())
+        s = self.by_name.get(ALIASES.get(name, name).lower())
         if s is None:
             raise ConfigError("unknown setting %r" % name)
         check = s.check.split("(")[0]
@@ -50,11 +52,11 @@ class Config:
 
     def set(self, name, value):
         name, v = self.parse(name, value)
-        target = self.pool if BY_NAME[name.lower()].section == POOL else self
+        target = self.pool if self.by_name[name.lower()].section == POOL else self
         setattr(target, name, v)
 
     def get(self, name):
-        s = BY_NAME[name.lower()]
+        s = self.by_name[name.lower()]
         return getattr(self.pool if s.section == POOL else self, s.name)
 
 

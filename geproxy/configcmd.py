@@ -13,9 +13,8 @@ from fnmatch import fnmatchcase
 from . import private
 from .config import ConfigError
 from .resp import NOT_READY, OK, bulk, command, decode, error, mapping
-from .settings import BY_NAME
 
-HIDDEN = frozenset(("password", "user"))
+HIDDEN = frozenset(("password", "user", "sentinelpassword"))
 # Names Redis has too: spelled as the proxy spells them (MaxMemory) they are the
 # proxy's; any other spelling (maxmemory) is Redis's, as clients and tools mean it.
 SHARED = frozenset(("maxmemory", "bind"))
@@ -71,7 +70,7 @@ def get(proxy, proto, args):
     cfg = proxy.cfg
     asked = [a.decode("utf-8", "replace") for a in args[2:]]
     patterns = [p.lower() for p in asked]
-    pairs = [(bulk(s.name), bulk(show(cfg.get(s.name)))) for key, s in BY_NAME.items()
+    pairs = [(bulk(s.name), bulk(show(cfg.get(s.name)))) for key, s in cfg.by_name.items()
              if key not in HIDDEN and any(fnmatchcase(key, p) for p in patterns)
              and (key not in SHARED or any(fnmatchcase(s.name, p) for p in asked))]
     master = proxy.pool.home()   # the same master each time, so GET then SET of a value agrees
@@ -84,10 +83,10 @@ def get(proxy, proto, args):
     for k, v in (value.items() if isinstance(value, dict) else zip(value[::2], value[1::2])):
         name = k.decode("utf-8", "replace").lower()
         if name in SHARED:  # Redis's, unless asked for only as the proxy spells it
-            ours = BY_NAME[name].name
+            ours = cfg.by_name[name].name
             if not any(fnmatchcase(name, p.lower()) and p != ours for p in asked):
                 continue
-        elif name in BY_NAME:
+        elif name in cfg.by_name:
             continue
         if not any(word in name for word in SECRET):
             pairs.append((bulk(k), bulk(v)))
@@ -98,7 +97,7 @@ def set_(proxy, args):
     ours, redis = [], []
     for name, value in zip(args[2::2], args[3::2]):
         text = name.decode("utf-8", "replace")
-        s = BY_NAME.get(text.lower())
+        s = proxy.cfg.by_name.get(text.lower())
         if s is not None and text.lower() in SHARED and text != s.name:
             s = None  # Redis's
         if s is None:

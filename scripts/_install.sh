@@ -78,11 +78,11 @@ geproxy_stop() {
     wait "$pid" 2>/dev/null || true
 }
 
-# geproxy_wait_cluster PID LOG: wait (60s) for `python -m geproxy.devcluster` to print "ready".
+# geproxy_wait_cluster PID LOG: wait (60s) for `python -m geproxy.devcluster` (or devsentinel) to print "ready".
 geproxy_wait_cluster() {
     local i
     for ((i = 0; i < 600; i++)); do
-        grep -q '^devcluster ready' "$2" 2>/dev/null && return 0
+        grep -q '^dev\(cluster\|sentinel\) ready' "$2" 2>/dev/null && return 0
         kill -0 "$1" 2>/dev/null || break
         sleep 0.1
     done

@@ -23,10 +23,10 @@ def port_free(port):
             return False
 
 
-def run_demo_once(ports, proxy_port):
+def run_demo_once(ports, proxy_port, *args):
     env = dict(os.environ, GEPROXY_DEMO_PORTS=",".join(map(str, ports)),
                GEPROXY_DEMO_PROXY_PORT=str(proxy_port))
-    proc = subprocess.Popen(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(["bash", "scripts/demo.sh", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     out = b""
     try:
@@ -58,3 +58,17 @@ def test_demo_starts_serves_stops_and_runs_again():
         assert b"stopping" in out
         time.sleep(0.5)
         assert all(port_free(p) for p in ports + [proxy_port]), out.decode(errors="replace")
+
+
+def test_demo_with_sentinel():
+    """--sentinel: two groups and three Sentinels, geproxy's Sentinel pool in front;
+    everything it started is gone after SIGTERM."""
+    proxy_port = free_port()
+    before = set(subprocess.run(["pgrep", "-f", "redis-"], capture_output=True, text=True).stdout.split())
+    rc, out = run_demo_once([], proxy_port, "--sentinel")
+    assert rc == 143, out.decode(errors="replace")
+    assert b"sentinel setup: sentinels" in out
+    time.sleep(0.5)
+    left = set(subprocess.run(["pgrep", "-f", "redis-"], capture_output=True, text=True).stdout.split()) - before
+    assert not left, out.decode(errors="replace")
+    assert port_free(proxy_port)

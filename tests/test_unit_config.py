@@ -121,8 +121,59 @@ def test_cli_check_good_and_bad(tmp_path):
 def test_cli_version_and_example_config():
     v = run_cli("--version")
     assert v.returncode == 0 and "geproxy" in v.stdout
-    example = run_cli("-t", "-c", os.path.join(ROOT, "etc", "proxy.conf"))
-    assert example.returncode == 0, example.stderr
+    for name in ("proxy.conf", "sentinel.conf", "standalone.conf"):
+        example = run_cli("-t", "-c", os.path.join(ROOT, "etc", name))
+        assert example.returncode == 0, example.stderr
+
+
+PREDIXY_SENTINEL = """\
+# predixy's conf/sentinel.conf example, filled in
+SentinelServerPool {
+    Databases 16
+    Hash crc16
+    HashTag "{}"
+    Distribution modula
+    MasterReadPriority 60
+    StaticSlaveReadPriority 50
+    DynamicSlaveReadPriority 50
+    RefreshInterval 1
+    ServerTimeout 1
+    ServerFailureLimit 10
+    ServerRetryTimeout 1
+    KeepAlive 120
+    Sentinels {
+        + 10.2.2.2:7500
+        + 10.2.2.3:7500
+        + 10.2.2.4:7500
+    }
+    Group shard001 {
+    }
+    Group shard002 {
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("text,message", [
+    (PREDIXY_SENTINEL, None),
+    (PREDIXY_SENTINEL.replace("Hash crc16", "Hash md5"), "Hash"),
+    (PREDIXY_SENTINEL.replace('HashTag "{}"', 'HashTag "{"'), "HashTag"),
+    (PREDIXY_SENTINEL.replace("Sentinels {", "Sentinels {\n        + nonsense"), "Sentinels"),
+    (PREDIXY_SENTINEL.replace("    Group shard001 {\n    }\n    Group shard002 {\n    }\n", ""), "no group"),
+    (PREDIXY_SENTINEL.replace("Group shard001 {", "Group shard001 {\n        + 10.0.0.1:6379"),
+     "shard001.Servers"),
+    ("StandaloneServerPool {\n    RefreshMethod fixed\n    Group a {\n    }\n}\n", "a.Servers"),
+    ("StandaloneServerPool {\n    RefreshMethod sentinel\n    Group a {\n    }\n}\n", "Sentinels"),
+])
+def test_predixy_group_pool_files(tmp_path, text, message):
+    """predixy's Sentinel/Standalone files pass -t unchanged; a wrong one gets one line naming the key."""
+    r = run_cli("-t", "-c", write(tmp_path, "Bind 127.0.0.1:7617\n" + text))
+    if message is None:
+        assert r.returncode == 0, r.stderr
+    else:
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode != 0 and len(lines) == 1 and message in lines[0], r.stderr
+        assert "Traceback" not in r.stderr
 
 
 def test_cli_overrides(tmp_path):
