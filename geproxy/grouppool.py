@@ -14,15 +14,13 @@ import logging
 import random
 
 import gevent
-from gevent.event import Event
 
-from .commands import CommandTable
 from .connection import BackendError, Connection, dial, handshake_commands, read_replies
 from .distribution import Placement
 from .framer import Framer
 from .readpolicy import ReadGroup, replicas_read
 from .resp import ProtocolError, command, decode, error
-from .server import Server
+from .serverpool import ServerPool
 from .settings import SENTINEL
 
 log = logging.getLogger("geproxy.pool")
@@ -36,47 +34,20 @@ class Group:
         self.name, self.master, self.replicas = name, None, []
 
 
-class GroupServerPool:
+class GroupServerPool(ServerPool):
     cluster = False
     crossslot = error("CROSSSLOT Keys in request don't hash to the same group")
     not_ready = error("CLUSTERDOWN geproxy does not know the groups' masters yet (no Sentinel or node answered)")
 
     def __init__(self, cfg, latency, dcs, kind):
-        self.cfg = cfg
-        self.latency = latency
-        self.dcs = dcs
+        ServerPool.__init__(self, cfg, latency, dcs, len(cfg.groups))
         self.kind = kind
         self.by_sentinel = kind == SENTINEL or cfg.RefreshMethod == "sentinel"
         self.groups = [Group(name) for name in cfg.groups]
         self.placement = Placement(cfg.Hash, cfg.HashTag, cfg.Distribution, len(self.groups))
         self.key_slot = self.placement.group_of
         self.sentinels = list(cfg.Sentinels)
-        self.seeds = [a for addrs in cfg.groups.values() for a in addrs[:1]]  # masters named in the file
-        self.servers = {}
-        self.slots = [None] * len(self.groups)      # group index -> master Server
-        self.reads = None
-        self.masters = []
-        self.commands = None
-        self.version = ""
-        self.server_info = {}
-        self._refresh_now = Event()
         self._greenlets = []
-
-    # -- lookups on the hot path (as ClusterServerPool) --
-
-    def server(self, addr):
-        s = self.servers.get(addr)
-        if s is None:
-            s = self.servers[addr] = Server(addr, self.cfg, self.latency)
-            s.cluster = False
-        return s
-
-    def master_for(self, slot):
-        return self.slots[slot] if slot is not None else self.any_master()
-
-    def any_master(self):
-        masters = self.masters
-        return random.choice(masters) if masters else None
 
     def home(self):
         """The first group's master: pub/sub and keyless scripts go there."""
@@ -109,24 +80,12 @@ class GroupServerPool:
         """Groups do not answer MOVED; a node that does is not what we think: look again."""
         self._refresh_now.set()
 
-    def _refresher(self):
-        while True:
-            self._refresh_now.wait(timeout=self.cfg.RefreshInterval)
-            self._refresh_now.clear()
-            try:
-                self.refresh()
-            except BackendError as e:
-                log.warning("group refresh failed: %s", e)
-            except Exception:
-                log.exception("group refresh failed")
-            gevent.sleep(0.05)
-
     def refresh(self):
         layout = self._ask_sentinels() if self.by_sentinel else {
             g.name: (addrs[0], addrs[1:]) for g, addrs in zip(self.groups, self.cfg.groups.values())}
         self._apply(layout)
         if self.commands is None:
-            self._learn_commands()
+            self._learn_from_masters()
 
     def _ask_sentinels(self):
         """group name -> (master addr or None, [replica addrs]), from the first Sentinel that answers."""
@@ -183,7 +142,7 @@ class GroupServerPool:
         else:
             self.reads = None
 
-    def _learn_commands(self):
+    def _learn_from_masters(self):
         errors = []
         for server in self.masters:
             try:
@@ -193,15 +152,9 @@ class GroupServerPool:
                 errors.append(str(e))
                 continue
             try:
-                table = conn.execute("COMMAND")
-                info = conn.execute("INFO", "server")
+                return self._learn_commands(conn.execute)
             finally:
                 conn.close()
-            self.server_info = dict(line.split(":", 1) for line in info.decode().splitlines() if ":" in line)
-            self.version = self.server_info.get("redis_version", "").strip()
-            self.commands = CommandTable(table)
-            log.info("learned %d commands from Redis %s", len(self.commands), self.version)
-            return
         raise BackendError("no master answered COMMAND: %s" % "; ".join(errors[-3:]))
 
     def _listen(self, addr):

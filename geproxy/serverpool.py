@@ -58,25 +58,27 @@ def parse_cluster_nodes(text, seen_from=None):
     return nodes
 
 
-class ClusterServerPool:
+class ServerPool:
+    """What every kind of pool gives the layers above: `slots` (a key's slot,
+    or group, -> its master), `reads`, `masters`, the command table, and a
+    background refresh every RefreshInterval or when asked."""
+
     cluster = True
     crossslot, not_ready = CROSSSLOT, NOT_READY     # errors in this pool's words
     key_slot = staticmethod(key_slot)   # a key's hash slot: where routing looks it up in `slots`
-    def __init__(self, cfg, latency, dcs):
+
+    def __init__(self, cfg, latency, dcs, slots):
         self.cfg = cfg
         self.latency = latency
         self.dcs = dcs                    # DataCenters
         self.reads = None                 # slot -> ReadGroup, when reads may leave the master
-        self.seeds = list(cfg.Servers)
         self.servers = {}                 # addr -> Server
-        self.slots = [None] * SLOTS       # slot -> master Server
+        self.slots = [None] * slots       # slot -> master Server
         self.masters = []
         self.commands = None              # CommandTable, from the first node reached
         self.version = ""                 # redis_version of the backends
         self.server_info = {}             # INFO server of the first node reached
         self._refresh_now = Event()
-        self._greenlet = None
-        self._control = None
 
     # -- lookups on the hot path --
 
@@ -84,6 +86,7 @@ class ClusterServerPool:
         s = self.servers.get(addr)
         if s is None:
             s = self.servers[addr] = Server(addr, self.cfg, self.latency)
+            s.cluster = self.cluster
         return s
 
     def master_for(self, slot):
@@ -93,6 +96,40 @@ class ClusterServerPool:
     def any_master(self):
         masters = self.masters
         return random.choice(masters) if masters else None
+
+    # -- refreshing --
+
+    def refresh(self):
+        raise NotImplementedError
+
+    def _refresher(self):
+        while True:
+            self._refresh_now.wait(timeout=self.cfg.RefreshInterval)
+            self._refresh_now.clear()
+            try:
+                self.refresh()
+            except BackendError as e:
+                log.warning("topology refresh failed: %s", e)
+            except Exception:
+                log.exception("topology refresh failed")
+            gevent.sleep(0.05)  # MOVED storms coalesce into one refresh
+
+    def _learn_commands(self, query):
+        """The command table and server INFO, from the first node `query` reaches."""
+        table = query("COMMAND")
+        info = query("INFO", "server")
+        self.server_info = dict(line.split(":", 1) for line in info.decode().splitlines() if ":" in line)
+        self.version = self.server_info.get("redis_version", "").strip()
+        self.commands = CommandTable(table)
+        log.info("learned %d commands from Redis %s", len(self.commands), self.version)
+
+
+class ClusterServerPool(ServerPool):
+    def __init__(self, cfg, latency, dcs):
+        ServerPool.__init__(self, cfg, latency, dcs, SLOTS)
+        self.seeds = list(cfg.Servers)
+        self._greenlet = None
+        self._control = None
 
     def home(self):
         """The proxy's home master, the same for every client (the first by
@@ -128,18 +165,6 @@ class ClusterServerPool:
         self.slots[slot] = self.server(addr)
         self._refresh_now.set()
 
-    def _refresher(self):
-        while True:
-            self._refresh_now.wait(timeout=self.cfg.RefreshInterval)
-            self._refresh_now.clear()
-            try:
-                self.refresh()
-            except BackendError as e:
-                log.warning("topology refresh failed: %s", e)
-            except Exception:
-                log.exception("topology refresh failed")
-            gevent.sleep(0.05)  # MOVED storms coalesce into one refresh
-
     def _candidates(self):
         known = [s.addr for s in self.masters if not s.is_failed()]
         random.shuffle(known)
@@ -171,12 +196,7 @@ class ClusterServerPool:
         text, addr = self._query("CLUSTER", "NODES")
         nodes = parse_cluster_nodes(text.decode(), seen_from=addr)
         if self.commands is None:
-            table, _ = self._query("COMMAND")
-            info, _ = self._query("INFO", "server")
-            self.server_info = dict(line.split(":", 1) for line in info.decode().splitlines() if ":" in line)
-            self.version = self.server_info.get("redis_version", "").strip()
-            self.commands = CommandTable(table)
-            log.info("learned %d commands from Redis %s", len(self.commands), self.version)
+            self._learn_commands(lambda *args: self._query(*args)[0])
         self._apply(nodes)
 
     def _apply(self, nodes):

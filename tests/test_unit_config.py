@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from test_unit_predixyconf import SENTINEL as PREDIXY_SENTINEL  # predixy's example, filled in
+
 from geproxy.config import ConfigError, load
 from geproxy.settings import SETTINGS, configspec_lines
 
@@ -126,39 +128,13 @@ def test_cli_version_and_example_config():
         assert example.returncode == 0, example.stderr
 
 
-PREDIXY_SENTINEL = """\
-# predixy's conf/sentinel.conf example, filled in
-SentinelServerPool {
-    Databases 16
-    Hash crc16
-    HashTag "{}"
-    Distribution modula
-    MasterReadPriority 60
-    StaticSlaveReadPriority 50
-    DynamicSlaveReadPriority 50
-    RefreshInterval 1
-    ServerTimeout 1
-    ServerFailureLimit 10
-    ServerRetryTimeout 1
-    KeepAlive 120
-    Sentinels {
-        + 10.2.2.2:7500
-        + 10.2.2.3:7500
-        + 10.2.2.4:7500
-    }
-    Group shard001 {
-    }
-    Group shard002 {
-    }
-}
-"""
 
 
 @pytest.mark.parametrize("text,message", [
     (PREDIXY_SENTINEL, None),
     (PREDIXY_SENTINEL.replace("Hash crc16", "Hash md5"), "Hash"),
     (PREDIXY_SENTINEL.replace('HashTag "{}"', 'HashTag "{"'), "HashTag"),
-    (PREDIXY_SENTINEL.replace("Sentinels {", "Sentinels {\n        + nonsense"), "Sentinels"),
+    (PREDIXY_SENTINEL.replace("Sentinels sekret {", "Sentinels {\n        + nonsense"), "Sentinels"),
     (PREDIXY_SENTINEL.replace("    Group shard001 {\n    }\n    Group shard002 {\n    }\n", ""), "no group"),
     (PREDIXY_SENTINEL.replace("Group shard001 {", "Group shard001 {\n        + 10.0.0.1:6379"),
      "shard001.Servers"),
