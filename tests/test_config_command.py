@@ -28,8 +28,10 @@ def restore(p):
 
 def test_get_everything(p, cluster):
     got = config_get(p.port, '*')
-    ours = {s.name for k, s in BY_NAME.items() if k not in HIDDEN}
+    ours = {s.name for k, s in BY_NAME.items() if k not in HIDDEN and 'ClusterServerPool' in s.pools}
     assert ours <= set(got)
+    assert not {'Sentinels', 'Hash', 'Databases'} & set(got)  # the group pools' settings are not this pool's
+    assert 'databases' in got  # so Redis's own is shown
     theirs = set(got) - ours   # Redis's own settings, from a master, secrets removed
     assert {'maxmemory-policy', 'list-max-listpack-size', 'save', 'appendonly'} <= theirs
     assert not {'requirepass', 'masterauth', 'masteruser'} & theirs
