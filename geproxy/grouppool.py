@@ -36,7 +36,6 @@ class Group:
 
 class GroupServerPool(ServerPool):
     cluster = False
-    crossslot = error("CROSSSLOT Keys in request don't hash to the same group")
     not_ready = error("CLUSTERDOWN geproxy does not know the groups' masters yet (no Sentinel or node answered)")
 
     def __init__(self, cfg, latency, dcs, kind):
@@ -48,6 +47,10 @@ class GroupServerPool(ServerPool):
         self.key_slot = self.placement.group_of
         self.sentinels = list(cfg.Sentinels)
         self._greenlets = []
+
+    def cross(self, slots):
+        names = ", ".join(self.groups[i].name for i in sorted(slots))
+        return error("CROSSSLOT Keys in request don't hash to the same group (they are in %s)" % names)
 
     def home(self):
         """The first group's master: pub/sub and keyless scripts go there."""

@@ -75,7 +75,7 @@ class PubSub:
             key_slot = self.sender.pool.key_slot
             slot = key_slot(names[0])
             if any(key_slot(c) != slot for c in names[1:]):
-                return self.sender.pool.crossslot
+                return self.sender.pool.cross({key_slot(c) for c in names})
             server = self.sender.pool.slots[slot]
             if server is None:
                 return SLOT_DOWN

@@ -153,7 +153,7 @@ class Router:
                 slot = key_slot(keys[0]) if keys else None
                 for k in keys[1:]:
                     if key_slot(k) != slot:
-                        return self.pool.crossslot
+                        return self.pool.cross({slot, key_slot(k)})
             if cmd.name == "wait":
                 return blocking.wait_replicas(self.pool, session, raw)
             if cmd.blocks(args):

@@ -64,7 +64,11 @@ class ServerPool:
     background refresh every RefreshInterval or when asked."""
 
     cluster = True
-    crossslot, not_ready = CROSSSLOT, NOT_READY     # errors in this pool's words
+    not_ready = NOT_READY               # in this pool's words
+
+    def cross(self, slots):
+        """The error for a command whose keys span `slots` where they must not."""
+        return CROSSSLOT
     key_slot = staticmethod(key_slot)   # a key's hash slot: where routing looks it up in `slots`
 
     def __init__(self, cfg, latency, dcs, slots):

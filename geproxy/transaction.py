@@ -52,6 +52,11 @@ class Transaction:
         self.slot = slot
         return True
 
+    def _cross(self, keys):
+        pool = self.sender.pool
+        slots = {pool.key_slot(k) for k in keys} | ({self.slot} if self.slot is not None else set())
+        return pool.cross(slots)
+
     def _reset(self):
         self.in_multi = False
         self.writes = False
@@ -85,9 +90,10 @@ class Transaction:
         if cmd.kind not in ("key", "multikey", "any", "blocking", "home") and cmd.name not in LOCAL_OK:
             self.doomed = True
             return error("ERR %s inside MULTI is not supported by geproxy" % cmd.name.upper())
-        if not self._pin_slot(cmd.keys(args)):
+        keys = cmd.keys(args)
+        if not self._pin_slot(keys):
             self.doomed = True
-            return self.sender.pool.crossslot
+            return self._cross(keys)
         self.queued.append(raw)
         if not self.writes:
             top = self.sender.pool.commands.get(args[0])
@@ -98,7 +104,7 @@ class Transaction:
         if self.in_multi:
             return error("ERR WATCH inside MULTI is not allowed")
         if not self._pin_slot(keys):
-            return self.sender.pool.crossslot
+            return self._cross(keys)
         self.session.settle()
         try:
             if self.conn is None:

@@ -93,10 +93,12 @@ def test_select_split_scan_and_transactions(ds):
             t.set('{acct}:a', 1).incr('{acct}:a').get('{acct}:a')
             assert t.execute() == [True, 2, b'2']
         a, b = next((x, y) for x in keys for y in keys if place.group_of(x.encode()) != place.group_of(y.encode()))
-        with pytest.raises(redis.ResponseError, match="don't hash to the same group"):
+        with pytest.raises(redis.ResponseError, match="don't hash to the same group .they are in shard001, shard002"):
             with r.pipeline(transaction=True) as t:
                 t.set(a, 1).set(b, 2)
                 t.execute()
+        with pytest.raises(redis.ResponseError, match="same group .they are in shard001, shard002"):
+            r.eval("return 1", 2, a, b)
     finally:
         p.stop()
 
@@ -258,5 +260,48 @@ def test_standalone_fixed_groups(ds):
         servers = command(HOST, p.port, 'INFO', 'Servers')  # predixy's section, as text
         assert 'Server:%s:%d\r\nRole:master\r\nGroup:a\r\n' % (ds.host, ms[0]) in servers
         assert 'Server:%s:%d\r\nRole:master\r\nGroup:b\r\n' % (ds.host, ms[1]) in servers
+    finally:
+        p.stop()
+
+
+def test_blocking_and_pubsub(ds):
+    """As in cluster mode: a blocked pop is served by a push from another client,
+    in the key's group; PUBLISH counts the subscribers (they all live on one group's master)."""
+    p = start_proxy(None, text=sentinel_conf(ds))
+    try:
+        r = redis.Redis(port=p.port)
+        r.delete('bq:1', 'bq:2')
+        got = {}
+        t = threading.Thread(target=lambda: got.update(v=redis.Redis(port=p.port).blpop(['bq:2'], 5)))
+        t.start()
+        time.sleep(0.3)
+        r.rpush('bq:2', 'x')
+        t.join(6)
+        assert got.get('v') == (b'bq:2', b'x')
+        sub = redis.Redis(port=p.port).pubsub()
+        sub.subscribe('news')
+        assert sub.get_message(timeout=2)['type'] == 'subscribe'
+        assert r.publish('news', 'hello') == 1
+        msg = sub.get_message(timeout=2)
+        assert msg['type'] == 'message' and msg['data'] == b'hello'
+        sub.close()
+    finally:
+        p.stop()
+
+
+def test_standalone_groups_found_by_sentinel(ds):
+    """StandaloneServerPool with RefreshMethod sentinel: the Sentinels name the nodes."""
+    def text(port):
+        return ('Bind = %s:%d\n[StandaloneServerPool]\nRefreshMethod = sentinel\nSentinels = %s\n'
+                '[[shard001]]\n[[shard002]]\n' % (HOST, port, ', '.join(ds.sentinels)))
+    p = start_proxy(None, text=text)
+    try:
+        r = redis.Redis(port=p.port)
+        place = Placement('crc16', '', 'modula', 2)
+        for i in range(10):
+            r.set('sa:%d' % i, i)
+        ms = masters(ds)
+        for i in range(10):
+            assert node(ds, ms[place.group_of(b'sa:%d' % i)]).get('sa:%d' % i) == b'%d' % i
     finally:
         p.stop()
