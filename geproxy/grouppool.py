@@ -56,12 +56,6 @@ class GroupServerPool(ServerPool):
         """The first group's master: pub/sub and keyless scripts go there."""
         return self.slots[0]
 
-    def group_name(self, server):
-        for g in self.groups:
-            if server is g.master or server in g.replicas:
-                return g.name
-        return ""
-
     # -- topology --
 
     def start(self):
@@ -91,7 +85,8 @@ class GroupServerPool(ServerPool):
             self._learn_from_masters()
 
     def _ask_sentinels(self):
-        """group name -> (master addr or None, [replica addrs]), from the first Sentinel that answers."""
+        """group name -> (master addr, [replica addrs]), from the first Sentinel that
+        answers for every group (one that lacks a group is passed over)."""
         errors = []
         for addr in random.sample(self.sentinels, len(self.sentinels)):
             host, _, port = addr.rpartition(":")
