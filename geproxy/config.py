@@ -9,7 +9,7 @@ from validate import Validator
 
 from .predixyconf import PredixyConfError, load_predixy, looks_like_predixy
 from .settings import (ALIASES, AUTHORITY, BY_NAME, DATACENTER, FUNCTIONS, GROUPS, LATENCY, POOL, POOLS,
-                       SENTINEL, configspec_lines)
+                       by_sentinel, configspec_lines)
 
 
 class ConfigError(Exception):
@@ -104,14 +104,14 @@ def _check_groups(path, kind, pool):
     groups = {k: v for k, v in pool.items() if isinstance(v, dict)}
     if not groups:
         raise ConfigError("%s: %s: no group: add one [[name]] subsection per group" % (path, kind))
-    by_sentinel = kind == SENTINEL or pool["RefreshMethod"] == "sentinel"
-    if by_sentinel and not pool["Sentinels"]:
+    sentinels = by_sentinel(kind, pool.get("RefreshMethod"))
+    if sentinels and not pool["Sentinels"]:
         raise ConfigError("%s: %s.Sentinels: needs at least one host:port" % (path, kind))
     for name, group in groups.items():
-        if not by_sentinel and not group["Servers"]:
+        if not sentinels and not group["Servers"]:
             raise ConfigError("%s: %s.%s.Servers: RefreshMethod fixed needs the group's nodes, master first" % (
                 path, kind, name))
-        if by_sentinel and group["Servers"]:
+        if sentinels and group["Servers"]:
             raise ConfigError("%s: %s.%s.Servers: the Sentinels name this group's nodes; leave it out" % (
                 path, kind, name))
 

@@ -15,7 +15,7 @@ from .resp import NOT_READY, bulk, command, decode, error, null
 ALL, ONE, ASIDE = "all", "one", "aside"   # ASIDE: every master, each on a private connection
 EVERY = "every"     # every node, replicas too, each on a private connection: ACL users live per node
 
-# name -> (targets, merge function)
+# name -> (targets, merge function; None: made per call, in dispatch)
 TABLE = {
     "dbsize": (ALL, merge.sum_integers),
     "keys": (ALL, merge.concat),
@@ -23,6 +23,7 @@ TABLE = {
     "flushall": (ALL, merge.all_ok),
     "flushdb": (ALL, merge.all_ok),
     "script|load": (ALL, merge.same_reply),
+    "script|exists": (ALL, None),
     "script|flush": (ALL, merge.all_ok),
     "script|kill": (ASIDE, merge.any_ok),
     "function|load": (ALL, merge.same_reply),
@@ -36,6 +37,7 @@ TABLE = {
     "pubsub|numpat": (ALL, merge.sum_integers),
     "pubsub|numsub": (ALL, merge.count_pairs),
     "pubsub|shardnumsub": (ALL, merge.count_pairs),
+    "slowlog|get": (ALL, None),
     "slowlog|reset": (ALL, merge.all_ok),
     "acl|setuser": (EVERY, merge.all_ok),
     "acl|deluser": (EVERY, merge.same_reply),
@@ -64,7 +66,6 @@ def dispatch(sender, session, name, args, raw):
         how = merge.readable(how, grant)
     if name == "script|exists":
         how = merge.scripts_exist([sender.scripts.get(sha) is not None for sha in args[2:]])
-        targets = ALL
     elif name == "script|load":
         sender.scripts.remember(args[2])
     elif name == "script|flush":
@@ -78,7 +79,6 @@ def dispatch(sender, session, name, args, raw):
     if name == "slowlog|get":
         count = int(args[2]) if len(args) > 2 and args[2].lstrip(b"-").isdigit() else 10
         how = merge.slowlog(count)
-        targets = ALL
     elif name == "slowlog|len":
         return slowlog_len(sender.pool, masters, session.via)
     if targets == EVERY:

@@ -21,7 +21,7 @@ from .framer import Framer
 from .readpolicy import ReadGroup, replicas_read
 from .resp import ProtocolError, command, decode, error
 from .serverpool import ServerPool
-from .settings import SENTINEL
+from .settings import by_sentinel
 
 log = logging.getLogger("geproxy.pool")
 DOWN = ("s_down", "o_down", "disconnected")     # Sentinel's flags of a replica not to read from
@@ -41,7 +41,7 @@ class GroupServerPool(ServerPool):
     def __init__(self, cfg, latency, dcs, kind):
         ServerPool.__init__(self, cfg, latency, dcs, len(cfg.groups))
         self.kind = kind
-        self.by_sentinel = kind == SENTINEL or cfg.RefreshMethod == "sentinel"
+        self.by_sentinel = by_sentinel(kind, getattr(cfg, "RefreshMethod", None))  # only Standalone has it
         self.groups = [Group(name) for name in cfg.groups]
         self.placement = Placement(cfg.Hash, cfg.HashTag, cfg.Distribution, len(self.groups))
         self.key_slot = self.placement.group_of

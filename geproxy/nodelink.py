@@ -64,7 +64,7 @@ class NodeLink:
             self._loop.run_callback(self._flush)
 
     def kick(self):
-        """Flush soon, if anything waits (after a LinkHold)."""
+        """Flush soon, if anything waits (a LinkHold released, a script done)."""
         if self.queue and not self.scheduled:
             self.scheduled = True
             self._loop.run_callback(self._flush)
@@ -138,9 +138,7 @@ class NodeLink:
         self.scripts -= 1
         self.queue = batch[1:] + self.queue
         self.holding, self.held_since = req, time.monotonic()
-        if self.queue:  # its client's next requests follow it now; the others wait
-            self.scheduled = True
-            self._loop.run_callback(self._flush)
+        self.kick()  # its client's next requests follow it now; the others wait
         return batch[:1]
 
     def _followers(self):
@@ -275,9 +273,7 @@ class NodeLink:
                     raise ProtocolError("reply without a request") from None
                 if req is self.holding:  # the script is done: what waited behind it may go
                     self.holding = None
-                    if self.queue and not self.scheduled:
-                        self.scheduled = True
-                        self._loop.run_callback(self._flush)
+                    self.kick()
                 if kind == 45:  # '-': errors may be redirections, let the request decide
                     if req.started and reply[1:4] not in REDIRECTS:
                         server.latency.record(server.addr, req.command, req.started)
@@ -289,9 +285,8 @@ class NodeLink:
                     req.owner.request_done()
             server.responses += len(replies)
             server.failures = 0
-            if self.scripts and not inflight and self.queue and not self.scheduled:  # a script may go now
-                self.scheduled = True
-                self._loop.run_callback(self._flush)
+            if self.scripts and not inflight:  # a script may go now
+                self.kick()
             if not inflight and sock in self.aside:  # a set-aside connection has done its part
                 self._close_aside(sock)
                 return

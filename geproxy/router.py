@@ -89,13 +89,18 @@ class Router:
                 step = cmd.split
                 if step is not None and len(args) > step and not (len(args) - 1) % step:
                     keys = args[1::step]  # MGET, MSET, DEL ...: keys over several slots are split here
+                    session.last_cmd = cmd.name
                     if hashed is not None:
                         where = [hashed(k) for k in keys]
                     else:
                         where = [key_slot(k) if b"{" in k else crc_hqx(k, 0) & 16383 for k in keys]
                     if where.count(where[0]) != len(where):
                         append(multikey.dispatch(self.sender, session, cmd, args, where))
-                        continue
+                    else:  # one slot: one request, as dispatch() would send it (slots not computed twice)
+                        if not cmd.readonly:
+                            session.last_write_slot = where[0]
+                        append(self.sender.send(session, raw, where[0], cmd.name, cmd.readonly))
+                    continue
             mute = session.mute
             try:
                 reply = self.dispatch(session, args, raw)

@@ -76,14 +76,7 @@ class Sender:
         return self.send_to(owner, raw, server, None, name)
 
     def send_to(self, owner, raw, server, slot, name=None, cls=Request):
-        """`name` is the command the latency monitors time it as (None: untimed)."""
-        if server.fail_until and server.is_failed():
-            return server_failed(server)
-        req = cls(owner, raw, slot, owner.via)
-        if name and self.latency:
-            req.measure(name)
-        server.link(owner.via).send(req)
-        return req
+        return self._launch(cls(owner, raw, slot, owner.via), server, name)
 
     def send_roaming(self, owner, raw, name=None):
         """A script declaring no keys: the home master first, then the others
@@ -95,12 +88,16 @@ class Sender:
         random.shuffle(masters)
         masters.append(home)
         req = Roaming(owner, raw, owner.via, masters)
-        if name and self.latency:
-            req.measure(name)
-        server = masters.pop()
+        return self._launch(req, masters.pop(), name)   # home first; the others stay untried
+
+    def _launch(self, req, server, name):
+        """Onto the server's link, timed as `name` by the latency monitors (None:
+        untimed); a server marked failed answers at once instead."""
         if server.fail_until and server.is_failed():
             return server_failed(server)
-        server.link(owner.via).send(req)
+        if name and self.latency:
+            req.measure(name)
+        server.link(req.via).send(req)
         return req
 
     # -- a part of a gathered command: it always gets a reply, an error at once if need be --

@@ -29,9 +29,16 @@ STANDALONE = "StandaloneServerPool"
 POOLS = (POOL, SENTINEL, STANDALONE)    # a configuration has exactly one of them
 GROUPS = (SENTINEL, STANDALONE)         # pools of groups: one [[subsection]] per group
 GROUP = "group"                         # the settings of each group's [[subsection]]
+
 AUTHORITY = "Authority/*"          # [Authority] with one [[subsection]] per client class
 LATENCY = "LatencyMonitor/*"       # [LatencyMonitor] with one [[subsection]] per monitor
 DATACENTER = "DataCenter/*"        # [DataCenter] with one [[subsection]] per data center
+
+
+def by_sentinel(kind, refresh_method):
+    """Does a pool of this kind find its groups' nodes through Sentinels?"""
+    return kind == SENTINEL or refresh_method == "sentinel"
+
 
 SETTINGS = [
     Setting("Name", None, "string(min=1)", "geproxy", "service name, shown by INFO"),

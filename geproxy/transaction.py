@@ -42,20 +42,18 @@ class Transaction:
         return self.in_multi or self.conn is not None
 
     def _pin_slot(self, keys):
-        """All keys in one slot, the same as the transaction's so far?"""
+        """None when all keys are in one slot, the transaction's so far; else the
+        CROSSSLOT error naming where they are."""
         if not keys:
-            return True
-        key_slot = self.sender.pool.key_slot
-        slot = key_slot(keys[0])
-        if any(key_slot(k) != slot for k in keys[1:]) or (self.slot is not None and slot != self.slot):
-            return False
-        self.slot = slot
-        return True
-
-    def _cross(self, keys):
+            return None
         pool = self.sender.pool
-        slots = {pool.key_slot(k) for k in keys} | ({self.slot} if self.slot is not None else set())
-        return pool.cross(slots)
+        slots = {pool.key_slot(k) for k in keys}
+        if self.slot is not None:
+            slots.add(self.slot)
+        if len(slots) > 1:
+            return pool.cross(slots)
+        self.slot = slots.pop()
+        return None
 
     def _reset(self):
         self.in_multi = False
@@ -90,10 +88,10 @@ class Transaction:
         if cmd.kind not in ("key", "multikey", "any", "blocking", "home") and cmd.name not in LOCAL_OK:
             self.doomed = True
             return error("ERR %s inside MULTI is not supported by geproxy" % cmd.name.upper())
-        keys = cmd.keys(args)
-        if not self._pin_slot(keys):
+        crossed = self._pin_slot(cmd.keys(args))
+        if crossed is not None:
             self.doomed = True
-            return self._cross(keys)
+            return crossed
         self.queued.append(raw)
         if not self.writes:
             top = self.sender.pool.commands.get(args[0])
@@ -103,8 +101,9 @@ class Transaction:
     def watch(self, keys, raw):
         if self.in_multi:
             return error("ERR WATCH inside MULTI is not allowed")
-        if not self._pin_slot(keys):
-            return self._cross(keys)
+        crossed = self._pin_slot(keys)
+        if crossed is not None:
+            return crossed
         self.session.settle()
         try:
             if self.conn is None:
