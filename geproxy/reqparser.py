@@ -1,9 +1,14 @@
 """Client request parsing: RESP arrays of bulk strings, and inline commands
 (`PING`, `SET k v` typed into telnet).
 
-Each command comes out as (args, raw): the arguments to route on and the exact
-bytes to forward, so a request is never re-encoded on its way to a node.
-Limits and messages follow Redis, so a client sees the errors it would see there.
+Each command comes out as (args, raw): the arguments to route on and the bytes
+to forward.  The proxy forwards what it parsed, so it must frame exactly where
+Redis frames (networking.c): a header ends at its first '\\r', lengths are
+string2ll's canonical digits, a bulk is followed by "\\r\\n".  Anything Redis
+would read differently is a protocol error here and the client is closed, so an
+accepted command's raw bytes are its canonical encoding (`command(*args)`), and
+Redis runs exactly what the proxy routed and checked.  Limits and messages
+follow Redis, so a client sees the errors it would see there.
 """
 
 import re
@@ -15,6 +20,8 @@ from .resp import ProtocolError, command
 MAX_BULK = 512 * 1024 * 1024      # Redis's proto-max-bulk-len
 MAX_ARGS = 2 ** 31 - 1            # Redis 7's limit on multibulk length (INT_MAX)
 MAX_INLINE = 64 * 1024            # an unterminated header or inline line longer than this is garbage
+_LLONG = 2 ** 63                  # string2ll's range: [-2**63, 2**63 - 1]
+_CANONICAL = re.compile(rb"(?:0|-?[1-9][0-9]{0,18})\Z")   # what string2ll accepts
 
 
 # hiredis allocates room for any aggregate count it is given, before the data: data
@@ -37,16 +44,16 @@ _shared = hiredis.Reader()
 class RequestParser:
     """Accumulates bytes from one client and cuts them into commands."""
 
-    def __init__(self, max_bulk=MAX_BULK):
+    def __init__(self, max_bulk: int = MAX_BULK):
         self.buf = bytearray()
         self.max_bulk = max_bulk
         self._partial = None        # (count, args so far, offset) of a command still arriving
 
-    def pending(self):
+    def pending(self) -> int:
         """Bytes received but not yet part of a complete command."""
         return len(self.buf)
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> tuple:
         """Add `data` and return (commands, error): the complete commands, and a
         ProtocolError when the bytes after them are not RESP (the caller answers
         the commands, then the error, then closes)."""
@@ -59,9 +66,12 @@ class RequestParser:
     def _fast(self, data):
         """The common case, whole canonical RESP commands, parsed by hiredis.
 
-        A canonical command's length follows from its arguments, and canonical
-        encoding is the shortest one, so the lengths add up to len(data) exactly
-        when every command is complete and canonical.  Then each command's raw
+        hiredis reads lengths as string2ll does, but takes any RESP type where
+        Redis takes only bulks.  So each command is proven canonical on the way:
+        '*' where it starts, '$' where each argument starts and "\\r\\n" where it
+        ends, at the offsets the canonical encoding of the arguments gives; a
+        '$' there makes hiredis's bulk of that length the bytes Redis will read.
+        The last command must end where data ends.  Then each command's raw
         bytes are a slice of data.  Anything else (a partial command, odd
         encodings, errors) returns None and takes the exact, slower path."""
         global _shared
@@ -75,13 +85,19 @@ class RequestParser:
                 args = reader.gets()
                 if args is False:
                     break
-                size = _HEAD[len(args)]
+                if data[pos] != 42 or args.__class__ is not list:  # '*'
+                    pos = -1
+                    break
+                end = pos + _HEAD[len(args)]
                 for a in args:
-                    n = len(a)
-                    size += n + digits[n]
-                out.append((args, data[pos:pos + size]))
-                pos += size
-        except Exception:  # ProtocolError, odd types (TypeError), MemoryError: the exact path decides
+                    if data[end] != 36:  # '$'
+                        raise ValueError
+                    end += len(a) + digits[len(a)]
+                    if data[end - 2] != 13 or data[end - 1] != 10:
+                        raise ValueError
+                out.append((args, data[pos:end]))
+                pos = end
+        except Exception:  # ProtocolError, odd types (TypeError), MemoryError, not canonical: the exact path decides
             pos = -1
         if pos == len(data):
             return out
@@ -118,10 +134,8 @@ class RequestParser:
             count, args, p = self._partial
             self._partial = None
         else:
-            eol = buf.find(b"\r\n", pos)
+            eol = _line_end(buf, pos, "too big mbulk count string")
             if eol < 0:
-                if size - pos > MAX_INLINE:
-                    raise ProtocolError("too big mbulk count string")
                 return -1
             count = _int(buf, pos + 1, eol, "invalid multibulk length")
             if count > MAX_ARGS:
@@ -136,16 +150,16 @@ class RequestParser:
                 break
             if buf[p] != 36:  # '$'
                 raise ProtocolError("expected '$', got '%s'" % chr(buf[p]))
-            eol = buf.find(b"\r\n", p)
+            eol = _line_end(buf, p, "too big bulk count string")
             if eol < 0:
-                if size - p > MAX_INLINE:
-                    raise ProtocolError("too big bulk count string")
                 break
             n = _int(buf, p + 1, eol, "invalid bulk length")
             if n < 0 or n > max_bulk:
                 raise ProtocolError("invalid bulk length")
             if eol + 4 + n > size:
                 break
+            if buf[eol + 2 + n] != 13 or buf[eol + 3 + n] != 10:
+                raise ProtocolError("expected CRLF after a bulk of %d bytes" % n)
             args.append(bytes(buf[eol + 2:eol + 2 + n]))
             p = eol + 4 + n
         else:
@@ -161,71 +175,99 @@ class RequestParser:
             if len(buf) - pos > MAX_INLINE:
                 raise ProtocolError("too big inline request")
             return -1
-        args = split_inline(bytes(buf[pos:eol]).rstrip(b"\r"))
+        line = bytes(buf[pos:eol])
+        if b"\0" in line:  # Redis's strchr stops at a NUL: it would never see this line end
+            raise ProtocolError("NUL byte in an inline request")
+        args = split_inline(line[:-1] if line.endswith(b"\r") else line)
         if args:
             out.append((args, command(*args)))
         return eol + 1
 
 
+def _line_end(buf, start, too_big):
+    """Where the header at buf[start:] ends: at its first '\\r', as Redis cuts it;
+    -1 while that or the byte after it has not arrived.  Redis skips the byte
+    after the '\\r' unseen; the proxy demands the '\\n'."""
+    eol = buf.find(b"\r", start, start + MAX_INLINE + 1)
+    if eol < 0:
+        if len(buf) - start > MAX_INLINE:
+            raise ProtocolError(too_big)
+        return -1
+    if eol + 1 >= len(buf):
+        return -1
+    if buf[eol + 1] != 10:
+        raise ProtocolError("expected LF after CR in a length header")
+    return eol
+
+
 def _int(buf, start, end, what):
-    try:
-        return int(buf[start:end])
-    except ValueError:
-        raise ProtocolError(what) from None
+    """A length as Redis's string2ll reads it: canonical digits only."""
+    digits = bytes(buf[start:end])
+    if _CANONICAL.match(digits) is None:
+        raise ProtocolError(what)
+    n = int(digits)
+    if not -_LLONG <= n < _LLONG:
+        raise ProtocolError(what)
+    return n
 
 
 _ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}
 _HEX = b"0123456789abcdefABCDEF"
+_SPACE = b" \t\n\r\v\f"     # isspace(): skipped between words, and wanted after a closing quote
+_ENDS = b" \t\n\r"           # what ends an unquoted word (\v and \f do not)
 
 
-def split_inline(line):
-    """Split an inline command like Redis's sdssplitargs: blanks separate words,
-    "double quotes" take \\n \\xHH escapes, 'single quotes' take \\' only."""
+def split_inline(line: bytes) -> list:
+    """Split an inline command exactly as Redis's sdssplitargs does: blanks
+    separate words, a quote may open inside a word, "double quotes" take \\n
+    \\xHH escapes, 'single quotes' take \\' only, and a closing quote must be
+    followed by a blank.  (The caller has refused lines holding a NUL.)"""
     args = []
     i, n = 0, len(line)
     while True:
-        while i < n and line[i] in b" \t":
+        while i < n and line[i] in _SPACE:
             i += 1
         if i >= n:
             return args
         word = bytearray()
         quote = None
-        while i < n:
-            c = line[i]
+        while True:
+            c = line[i] if i < n else None
             if quote == 34:  # inside "..."
                 if c == 92 and i + 3 < n and line[i + 1] == 120 and line[i + 2] in _HEX and line[i + 3] in _HEX:
                     word.append(int(line[i + 2:i + 4], 16))
-                    i += 4
-                    continue
-                if c == 92 and i + 1 < n:
-                    word += _ESCAPES.get(line[i + 1], line[i + 1:i + 2])
-                    i += 2
-                    continue
-                if c == 34:
-                    if i + 1 < n and line[i + 1] not in b" \t":
+                    i += 3
+                elif c == 92 and i + 1 < n:
+                    i += 1
+                    word += _ESCAPES.get(line[i], line[i:i + 1])
+                elif c == 34:
+                    if i + 1 < n and line[i + 1] not in _SPACE:
                         raise ProtocolError("unbalanced quotes in request")
-                    quote = None
                     i += 1
                     break
+                elif c is None:
+                    raise ProtocolError("unbalanced quotes in request")
+                else:
+                    word.append(c)
             elif quote == 39:  # inside '...'
                 if c == 92 and i + 1 < n and line[i + 1] == 39:
+                    i += 1
                     word.append(39)
-                    i += 2
-                    continue
-                if c == 39:
-                    if i + 1 < n and line[i + 1] not in b" \t":
+                elif c == 39:
+                    if i + 1 < n and line[i + 1] not in _SPACE:
                         raise ProtocolError("unbalanced quotes in request")
-                    quote = None
                     i += 1
                     break
-            elif c in b" \t":
-                break
-            elif c in (34, 39) and not word:
-                quote = c
+                elif c is None:
+                    raise ProtocolError("unbalanced quotes in request")
+                else:
+                    word.append(c)
+            elif c is None or c in _ENDS:
                 i += 1
-                continue
-            word.append(c)
+                break
+            elif c == 34 or c == 39:
+                quote = c
+            else:
+                word.append(c)
             i += 1
-        if quote is not None:
-            raise ProtocolError("unbalanced quotes in request")
         args.append(bytes(word))

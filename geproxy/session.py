@@ -100,7 +100,8 @@ class Session:
                         data = recv(bufsize)
                     except BlockingIOError:
                         continue
-                if not data:
+                if not data:  # the client is done sending (maybe only half-closed): answer what it sent
+                    self.closing = True
                     break
                 stats.recv_client_bytes += len(data)
                 self.active = time.time()
