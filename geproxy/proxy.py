@@ -1,6 +1,8 @@
 """The proxy: a gevent StreamServer that gives each client a Session, in front
 of one server pool (a Redis Cluster, or groups: grouppool.py)."""
 
+import ctypes
+import ctypes.util
 import gc
 import json
 import logging
@@ -28,6 +30,16 @@ from .session import Session
 from .stats import Stats
 
 log = logging.getLogger("geproxy")
+BIG_REPLIES = 64 * 1024     # a client whose replies ran this big leaves freed memory worth giving back
+
+
+def _malloc_trim():
+    """glibc's malloc_trim, or None: freed reply buffers stay in the heap
+    (fragmented) unless handed back to the system explicitly."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 class Proxy:
@@ -44,6 +56,8 @@ class Proxy:
             self.pool = GroupServerPool(cfg.pool, self.latency, dcs, cfg.pool_kind)
         self.authority = Authority(cfg.authority)
         self.oom = False            # over MaxMemory: commands that grow memory are refused
+        self.trim_due = False       # a client with big replies left: give the freed memory back
+        self._trim = _malloc_trim()
         self.pause = None           # pause.Pause while CLIENT PAUSE holds clients
         self.monitor = Monitor(self.pool)
         self.sender = Sender(self.pool, self.latency)
@@ -89,6 +103,10 @@ class Proxy:
 
     def _watch_memory(self):
         while True:
+            if self.trim_due:
+                self.trim_due = False
+                if self._trim is not None:
+                    self._trim(0)
             self._check_memory()
             gevent.sleep(0.1)
 
@@ -153,3 +171,5 @@ class Proxy:
             stats.client_connections -= 1
             del self.sessions[session.id]
             sock.close()
+            if session.reply_size >= BIG_REPLIES:
+                self.trim_due = True

@@ -24,6 +24,7 @@ from .resp import error
 log = logging.getLogger("geproxy.session")
 
 _ids = itertools.count(1)
+GUESS = 1024 * 1024  # reply size assumed before any reply is seen: a new client starts with few in flight
 STALL = 10          # seconds a client over ClientOutputLimit may read nothing
 HARD_LIMIT = 2      # times ClientOutputLimit: closed at once
 
@@ -33,7 +34,7 @@ class Session:
     __slots__ = ("proxy", "sender", "sock", "address", "id", "proto", "login", "via", "name", "lib",
                  "created", "active", "db", "replies", "backlog", "backlog_bytes", "stash", "last_write_slot",
                  "writer", "closing", "busy", "blocked", "greenlet", "mute", "last_cmd", "closed", "txn",
-                 "pubsub", "grant", "plain", "_scheduled", "_waiter", "_loop")
+                 "pubsub", "grant", "plain", "reply_size", "_scheduled", "_waiter", "_loop")
 
     def __init__(self, proxy, sock, address):
         self.proxy = proxy
@@ -66,6 +67,7 @@ class Session:
         self.grant = proxy.authority.default   # what this client may do (None: must AUTH first)
         self.plain = True           # unrestricted, no MULTI, not in RESP2 pub/sub: the router's fast path
         self.update_mode()
+        self.reply_size = GUESS     # recent reply size, for ClientMaxInflightBytes (see room)
         self._scheduled = False
         self._waiter = None         # Event for settle() / closing: woken as output drains
         self._loop = gevent.get_hub().loop
@@ -76,7 +78,6 @@ class Session:
         self.greenlet = gevent.getcurrent()
         proxy = self.proxy
         stats = proxy.stats
-        router = proxy.router
         sock = self.sock
         parser = RequestParser()
         bufsize = proxy.cfg.BufSize
@@ -107,10 +108,7 @@ class Session:
                 self.active = time.time()
                 commands, err = parser.feed(data)
                 if commands:
-                    stats.total_requests += len(commands)
-                    self.busy = True
-                    router.dispatch_batch(self, commands, replies)
-                    self.busy = False
+                    self._dispatch(commands)
                 if err is not None:
                     log.info("client %s: protocol error: %s", self.peer(), err)
                     replies.append(error("ERR Protocol error: %s" % err))
@@ -123,6 +121,39 @@ class Session:
         finally:
             self.closed = True
             self.release()
+
+    def _dispatch(self, commands: list) -> None:
+        """Route commands as a batch, at most room() at a time: a client at its
+        limit, or one that reads nothing, gets nothing more sent for it until
+        its replies drain."""
+        while commands and not (self.closing or self.closed):
+            if self.writer is not None:
+                self.writer.join()
+                continue
+            room = self.room()
+            if room <= 0:
+                self.flush()
+                self._wait_until(lambda: self.room() * 2 >= self.limit())
+                continue
+            if len(commands) <= room:
+                batch, commands = commands, None
+            else:
+                batch, commands = commands[:room], commands[room:]
+            self.proxy.stats.total_requests += len(batch)
+            self.busy = True
+            self.proxy.router.dispatch_batch(self, batch, self.replies)
+            self.busy = False
+
+    def limit(self) -> int:
+        """Requests this client may have in flight: ClientMaxInflight, fewer while its
+        replies are big, so one client that sends much and reads nothing costs the
+        nodes' output buffers and the proxy about ClientMaxInflightBytes."""
+        cfg = self.proxy.cfg
+        return max(1, min(cfg.ClientMaxInflight, cfg.ClientMaxInflightBytes // self.reply_size))
+
+    def room(self) -> int:
+        """How many more requests may go out now."""
+        return self.limit() - len(self.replies)
 
     # -- state kept for the client --
 
@@ -188,14 +219,17 @@ class Session:
             q.popleft()
         if out:
             stats = self.proxy.stats
-            stats.send_client_bytes += sum(map(len, out))
+            size = sum(map(len, out))
+            stats.send_client_bytes += size
+            # a big reply counts at once, small ones bring the estimate down over a few flushes
+            self.reply_size = max(size // len(out), self.reply_size >> 2, 1)
             stats.errors += errors
             stats.total_responses += len(out)
             if self.writer is not None:  # the client is behind: queue the replies, no copying
                 self._queue(out)
             else:
                 self._write(out[0] if len(out) == 1 else b"".join(out))
-        if not q:
+        if out or not q:  # who waits on output (settle, room, closing) checks again
             self._wake()
 
     def settle(self):

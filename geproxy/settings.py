@@ -51,6 +51,12 @@ SETTINGS = [
     Setting("ClientOutputLimit", None, "memsize", "64M",
             "replies buffered for a slow client: over it and reading nothing for 10s, or over 2x it, "
             "the client is closed", online=True),
+    Setting("ClientMaxInflight", None, "integer(min=1)", "1024",
+            "requests one client may have in flight; at the limit it is not read until half have been answered",
+            online=True),
+    Setting("ClientMaxInflightBytes", None, "memsize", "16M",
+            "fewer requests in flight when replies are big: about this many reply bytes per client",
+            online=True),
     Setting("BufSize", None, "integer(min=512, max=67108864)", "16384", "bytes read from a socket at a time"),
     Setting("Log", None, "string", "", "log file path; empty logs to stdout"),
     Setting("LogRotate", None, "logrotate", "", "rotate the log: 1d, 2h, 30m, 1G, 500M, combinable ('1d 2G')"),
