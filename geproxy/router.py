@@ -117,26 +117,12 @@ class Router:
         table = self.pool.commands
         if table is None:
             return self.before_topology(session, args)
-        cmd = table.get(args[0])
-        if cmd is None or not cmd.arity_ok(len(args)):
+        cmd, refused = self.resolve(session, table, args)
+        if refused is not None:
             self._doom(session)
-            return unknown_command(args) if cmd is None else wrong_arity(cmd.name)
-        if cmd.subcommands and cmd.kind != "local":  # the proxy's own commands parse their subcommands
-            sub = cmd.lookup(args)
-            if sub is None:
-                self._doom(session)
-                return error("ERR unknown subcommand '%s'. Try %s HELP." % (
-                    args[1][:128].decode("utf-8", "replace"), cmd.name.upper()))
-            if not sub.arity_ok(len(args)):
-                self._doom(session)
-                return wrong_arity(sub.name)
-            cmd = sub
+            return refused
         session.last_cmd = cmd.name
         if not session.plain:
-            refused = authority.check(session.grant, cmd, args)
-            if refused is not None:
-                self._doom(session)
-                return refused
             reply = self.stateful(session, cmd, args, raw)
             if reply is not None:
                 return reply
@@ -206,10 +192,35 @@ class Router:
         if cmd is not None and cmd.arity_ok(len(args)) and cmd.name != "monitor":
             self.proxy.monitor.log(session, args)
 
+    def resolve(self, session, table, args: list) -> tuple:
+        """(table entry, None) for a command this client may run as written, or
+        (None, error reply): unknown, wrong arity, unknown subcommand, refused by
+        Authority.  The entry is the subcommand's where the proxy routes by it."""
+        cmd = table.get(args[0])
+        if cmd is None or not cmd.arity_ok(len(args)):
+            return None, unknown_command(args) if cmd is None else wrong_arity(cmd.name)
+        if cmd.subcommands and cmd.kind != "local":  # the proxy's own commands parse their subcommands
+            sub = cmd.lookup(args)
+            if sub is None:
+                return None, error("ERR unknown subcommand '%s'. Try %s HELP." % (
+                    args[1][:128].decode("utf-8", "replace"), cmd.name.upper()))
+            if not sub.arity_ok(len(args)):
+                return None, wrong_arity(sub.name)
+            cmd = sub
+        if not session.plain:
+            refused = authority.check(session.grant, cmd, args)
+            if refused is not None:
+                return None, refused
+        return cmd, None
+
     def _hold(self, session, pause, args):
-        """Wait while CLIENT PAUSE holds this command (pause.py); the pause in force after."""
+        """Wait while CLIENT PAUSE holds this command (pause.py); the pause in force after.
+        A command Redis would refuse before its pause check (unknown, wrong arity,
+        no permission) is not held: its error comes at once."""
         table = self.pool.commands
-        cmd = table.get(args[0]) if table is not None else None
+        if table is None or self.resolve(session, table, args)[1] is not None:
+            return pause
+        cmd = table.get(args[0])
         while pause is not None and pause.holds(cmd, args, session):
             session.blocked = True
             try:

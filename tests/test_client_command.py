@@ -93,6 +93,25 @@ def test_pause_write_holds_writes_not_reads(proxy, c):
     other.close()
 
 
+def test_pause_answers_what_redis_refuses_before_it_pauses(proxy, c):
+    """Unknown commands, wrong arity and unknown subcommands are errors at once under
+    a pause, as Redis checks them before it holds a client (unit/pause hung on this)."""
+    assert c.execute_command("CLIENT", "PAUSE", 20000, "WRITE")
+    try:
+        other = RawClient(proxy.port)
+        other.send(b"SET FOO\r\nNOSUCHCOMMAND x\r\nOBJECT NOSUCH x\r\nSET\r\n")
+        got = other.recv_until(replies(4), timeout=10)   # held, it would take the whole pause (20 s)
+        assert got.count(b"-ERR") == 4, got
+        assert b"wrong number of arguments for 'set'" in got and b"unknown command" in got
+        other.send(b"SET cc:held 1\r\n")                # a valid write is still held
+        with pytest.raises(TimeoutError):
+            other.recv_until(replies(1), timeout=0.5)
+    finally:
+        assert c.execute_command("CLIENT", "UNPAUSE")
+    assert other.recv_until(replies(1), timeout=10) == b"+OK\r\n"
+    other.close()
+
+
 def test_pause_write_holds_what_redis_holds(proxy, c, raw):
     """Under PAUSE WRITE: writes, PUBLISH, PFCOUNT, EXEC of a writing
     transaction and scripts that may write wait, each counted in
