@@ -71,5 +71,5 @@ def run_worker(cfg, listener=None, worker_id=None, rundir=None):
             gevent.spawn(metrics.write_snapshots, proxy, rundir, worker_id)
     stop.wait()
     log.info("shutting down")
-    proxy.stop(timeout=2)
+    proxy.stop()
     return 0

@@ -57,6 +57,7 @@ class Proxy:
         self.authority = Authority(cfg.authority)
         self.oom = False            # over MaxMemory: commands that grow memory are refused
         self.trim_due = False       # a client with big replies left: give the freed memory back
+        self.draining = False       # stopping: clients are answered, not read
         self._trim = _malloc_trim()
         self.pause = None           # pause.Pause while CLIENT PAUSE holds clients
         self.monitor = Monitor(self.pool)
@@ -146,13 +147,19 @@ class Proxy:
         log.info("geproxy %s listening on %s", self.cfg.Name, self.cfg.Bind)
         self._watchers = [gevent.spawn(self._watch_memory), gevent.spawn(self._reap_idle)]
 
-    def stop(self, timeout=5):
-        """Graceful: stop accepting, let clients get the replies in flight, then close."""
+    def stop(self, timeout: float = None) -> None:
+        """Graceful: stop accepting and reading clients, answer every command
+        already sent to a node, then close (at most GracefulTimeout seconds)."""
+        self.draining = True
         if self.server is not None:
             self.server.close()
-            deadline = time.time() + timeout
-            while any(s.replies or s.busy for s in self.sessions.values()) and time.time() < deadline:
-                gevent.sleep(0.05)
+            deadline = time.time() + (self.cfg.GracefulTimeout if timeout is None else timeout)
+            while any(s.replies or s.busy or s.writer is not None for s in self.sessions.values()):
+                if time.time() >= deadline:
+                    log.warning("stopping with replies still due to %d clients (GracefulTimeout)",
+                                sum(1 for s in self.sessions.values() if s.replies or s.busy))
+                    break
+                gevent.sleep(0.02)
             self.server.stop(timeout=0.1)
         for g in self._watchers:
             g.kill(block=False)

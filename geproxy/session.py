@@ -101,7 +101,7 @@ class Session:
                         data = recv(bufsize)
                     except BlockingIOError:
                         continue
-                if not data:  # the client is done sending (maybe only half-closed): answer what it sent
+                if not data or proxy.draining:  # done sending (maybe half-closed), or we stop: answer, close
                     self.closing = True
                     break
                 stats.recv_client_bytes += len(data)
@@ -126,7 +126,8 @@ class Session:
         """Route commands as a batch, at most room() at a time: a client at its
         limit, or one that reads nothing, gets nothing more sent for it until
         its replies drain."""
-        while commands and not (self.closing or self.closed):
+        proxy = self.proxy
+        while commands and not (self.closing or self.closed or proxy.draining):
             if self.writer is not None:
                 self.writer.join()
                 continue
@@ -139,9 +140,9 @@ class Session:
                 batch, commands = commands, None
             else:
                 batch, commands = commands[:room], commands[room:]
-            self.proxy.stats.total_requests += len(batch)
+            proxy.stats.total_requests += len(batch)
             self.busy = True
-            self.proxy.router.dispatch_batch(self, batch, self.replies)
+            proxy.router.dispatch_batch(self, batch, self.replies)
             self.busy = False
 
     def limit(self) -> int:
