@@ -7,9 +7,9 @@ logs), and serves the metrics of all workers summed.
 The arbiter itself never starts gevent: it forks, waits and signals.
 """
 
-import errno
 import logging
 import os
+import select
 import shutil
 import signal
 import tempfile
@@ -31,8 +31,11 @@ class Arbiter:
         self.stopping = False
         self.unix = is_unix(cfg.Bind)
         self.rundir = None                  # shared with the workers: metrics snapshots, CONFIG SET
+        self.signals = []                   # received, not yet acted on (the loop acts)
+        self.restarts = {}                  # worker id -> when to start it again
+        self.last_exit = {}                 # worker id -> when it last died
 
-    def run(self):
+    def run(self) -> int:
         self.listener = bind(self.cfg.Bind, reuseport=not self.unix)  # fails early, before any fork
         if not self.unix:
             self.listener.close()  # each worker binds its own REUSEPORT socket
@@ -41,34 +44,79 @@ class Arbiter:
         if self.cfg.MetricsBind:
             from . import metrics
             metrics.start_for_arbiter(self.cfg, self.rundir)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._stop)
-        signal.signal(signal.SIGHUP, self._reopen)
-        signal.signal(signal.SIGUSR1, self._forward)  # a worker ran CONFIG SET: all take it
+        # Signal handlers only queue the signal and wake the loop (the pipe): the loop acts,
+        # so nothing forks, logs or writes files from inside a handler.
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD):
+            signal.signal(sig, self._queue)
         for wid in range(self.cfg.WorkerProcesses):
             self._spawn(wid)
         log.info("arbiter %d: %d workers on %s", os.getpid(), len(self.workers), self.cfg.Bind)
-        last_exit = {}
+        try:
+            while self.workers or self.restarts and not self.stopping:
+                self._handle_signals()
+                self._reap()
+                self._restart_due()
+                if self.workers or self.restarts and not self.stopping:
+                    select.select([wake_r], [], [], 0.5)
+                    try:
+                        os.read(wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+        finally:
+            signal.set_wakeup_fd(-1)
+            os.close(wake_r)
+            os.close(wake_w)
+        log.info("arbiter %d: all workers stopped", os.getpid())
+        shutil.rmtree(self.rundir, ignore_errors=True)
+        return 0
+
+    def _queue(self, signum, frame):
+        self.signals.append(signum)
+
+    def _handle_signals(self):
+        while self.signals:
+            signum = self.signals.pop(0)
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                self.stopping = True
+                self.restarts.clear()
+                self._forward(signal.SIGTERM)
+            elif signum == signal.SIGHUP:
+                from . import logs
+                logs.reopen(self.log_handler)
+                self._forward(signum)
+            elif signum == signal.SIGUSR1:      # a worker ran CONFIG SET: all take it
+                self._forward(signum)
+
+    def _reap(self):
+        """Collect exited workers; a worker that died is restarted (after a back-off
+        when it keeps dying), unless the arbiter is stopping."""
         while self.workers:
             try:
-                pid, status = os.wait()
-            except InterruptedError:
-                continue
-            except OSError as e:
-                if e.errno == errno.ECHILD:
-                    break
-                raise
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.workers.clear()
+                return
+            if pid == 0:
+                return
             wid = self.workers.pop(pid, None)
             if wid is None or self.stopping:
                 continue
             log.warning("worker %d (pid %d) %s; restarting", wid, pid, _how(status))
-            if time.monotonic() - last_exit.get(wid, 0) < RESTART_BACKOFF:
-                time.sleep(RESTART_BACKOFF)
-            last_exit[wid] = time.monotonic()
-            self._spawn(wid)
-        log.info("arbiter %d: all workers stopped", os.getpid())
-        shutil.rmtree(self.rundir, ignore_errors=True)
-        return 0
+            now = time.monotonic()
+            recent = now - self.last_exit.get(wid, 0) < RESTART_BACKOFF
+            self.last_exit[wid] = now
+            self.restarts[wid] = now + (RESTART_BACKOFF if recent else 0)
+
+    def _restart_due(self):
+        now = time.monotonic()
+        for wid, when in list(self.restarts.items()):
+            if when <= now and not self.stopping:
+                del self.restarts[wid]
+                self._spawn(wid)
 
     def _spawn(self, wid):
         pid = os.fork()
@@ -77,7 +125,8 @@ class Arbiter:
             return
         code = 1
         try:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
             listener = self.listener or bind(self.cfg.Bind, reuseport=True)
             code = self.run_worker(self.cfg, listener, wid, self.rundir)
@@ -86,16 +135,7 @@ class Arbiter:
         finally:
             os._exit(code)
 
-    def _stop(self, signum, frame):
-        self.stopping = True
-        self._forward(signal.SIGTERM, frame)
-
-    def _reopen(self, signum, frame):
-        from . import logs
-        logs.reopen(self.log_handler)
-        self._forward(signum, frame)
-
-    def _forward(self, signum, frame):
+    def _forward(self, signum):
         for pid in list(self.workers):
             try:
                 os.kill(pid, signum)

@@ -3,6 +3,7 @@ of one server pool (a Redis Cluster, or groups: grouppool.py)."""
 
 import ctypes
 import ctypes.util
+import fcntl
 import gc
 import json
 import logging
@@ -33,6 +34,14 @@ log = logging.getLogger("geproxy")
 BIG_REPLIES = 64 * 1024     # a client whose replies ran this big leaves freed memory worth giving back
 
 
+def _read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def _malloc_trim():
     """glibc's malloc_trim, or None: freed reply buffers stay in the heap
     (fragmented) unless handed back to the system explicitly."""
@@ -47,7 +56,6 @@ class Proxy:
         self.cfg = cfg
         self.worker_id = worker_id  # None: the only process
         self.rundir = rundir        # the arbiter's folder shared by the workers
-        self.shared_config = {}
         self.latency = LatencyMonitors(cfg.latency)
         dcs = DataCenters(cfg.LocalDC, cfg.datacenters)
         if cfg.pool_kind == POOL:
@@ -73,19 +81,23 @@ class Proxy:
     def rss(self):
         return self._process.memory_info().rss
 
-    def set_config(self, name, value, share=True):
+    def set_config(self, name: str, value: str, share: bool = True) -> None:
         """CONFIG SET of an online setting; the parts that read it see it at once.
-        With workers, the change is written to the run folder and the arbiter
-        tells every worker to take it (SIGUSR1)."""
+        With workers, the change is merged into the run folder's file, which
+        every worker reads when it starts (a restarted one too), and the
+        arbiter tells every worker to take it (SIGUSR1)."""
         self.cfg.set(name, value)
         if name == "MaxMemory":
             self._check_memory()
         if share and self.rundir:
-            self.shared_config[name] = value
             path = os.path.join(self.rundir, "config.json")
-            with open(path + ".tmp", "w") as f:
-                json.dump(self.shared_config, f)
-            os.replace(path + ".tmp", path)
+            with open(os.path.join(self.rundir, "config.lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)    # two workers' CONFIG SETs: both kept
+                changes = _read_json(path)
+                changes[name] = value
+                with open(path + ".tmp", "w") as f:
+                    json.dump(changes, f)
+                os.replace(path + ".tmp", path)
             os.kill(os.getppid(), signal.SIGUSR1)
 
     def reset_stats(self):
@@ -124,20 +136,17 @@ class Proxy:
                     log.info("client %s idle for %ss: closed", session.peer(), limit)
                     session.hang_up()
 
-    def apply_shared_config(self):
-        """Another worker ran CONFIG SET: take the same online settings."""
-        try:
-            with open(os.path.join(self.rundir, "config.json")) as f:
-                changes = json.load(f)
-        except (OSError, ValueError):
-            return
-        for name, value in changes.items():
-            self.set_config(name, value, share=False)
+    def apply_shared_config(self) -> None:
+        """Take the online settings changed by CONFIG SET in any worker so far."""
+        if self.rundir:
+            for name, value in _read_json(os.path.join(self.rundir, "config.json")).items():
+                self.set_config(name, value, share=False)
 
     def start(self, listener=None):
         """Serve on `listener` (a stdlib socket from the arbiter) or on Bind."""
         listener = gsocket.socket(fileno=(listener or bind(self.cfg.Bind)).detach())
         listener.setblocking(False)
+        self.apply_shared_config()  # a worker (re)started after a CONFIG SET starts with it
         self.pool.start()  # know the cluster before taking clients (or start anyway: CLUSTERDOWN)
         self.server = StreamServer(listener, self._handle)
         self.server.start()

@@ -155,3 +155,48 @@ def test_config_set_reaches_every_worker(make_proxy):
         c.close()
     assert {w for w, _ in seen} == {'0', '1'}
     assert seen == {('0', '7'), ('1', '7')}, sorted(seen)
+
+
+def test_config_set_survives_a_worker_restart(make_proxy):
+    """A worker restarted by the arbiter starts with every CONFIG SET made so far,
+    whichever worker took each."""
+    p = make_proxy(top={'WorkerProcesses': 2})
+    assert settled(p.port)
+    assert wait_for(lambda: worker_ids(p.port) == {'0', '1'}, timeout=5)
+    assert call(p.port, 'CONFIG', 'SET', 'ClientTimeout', '9') == b'+OK\r\n'
+    assert call(p.port, 'CONFIG', 'SET', 'ClientOutputLimit', '32M') == b'+OK\r\n'
+    time.sleep(0.3)
+    before = children(p.pid)
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: len(children(p.pid)) == 2 and not set(children(p.pid)) & set(before), timeout=10)
+    assert settled(p.port)
+    seen = set()
+    for _ in range(40):
+        c = RawClient(p.port)
+        wid = fields(bulk(ask(c, 'INFO', 'proxy')))['WorkerId']
+        got = (ask(c, 'CONFIG', 'GET', 'ClientTimeout').split(b'\r\n')[-2],
+               ask(c, 'CONFIG', 'GET', 'ClientOutputLimit').split(b'\r\n')[-2])
+        seen.add((wid,) + got)
+        c.close()
+    assert {w for w, *_ in seen} <= {'0', '1'}
+    assert {tuple(g) for _, *g in seen} == {(b'9', b'33554432')}, sorted(seen)
+
+
+def test_sigterm_during_restart_backoff_leaves_no_worker(make_proxy):
+    """A worker that keeps dying is restarted after a back-off; SIGTERM in that
+    back-off stops the arbiter and every worker, and none is started after."""
+    p = make_proxy(top={'WorkerProcesses': 2})
+    assert wait_for(lambda: len(children(p.pid)) == 2)
+    first = children(p.pid)[0]
+    os.kill(first, signal.SIGKILL)
+    assert wait_for(lambda: len(children(p.pid)) == 2 and first not in children(p.pid), timeout=5)
+    again = [c for c in children(p.pid)][0]
+    os.kill(again, signal.SIGKILL)           # dies again at once: its restart waits a back-off
+    time.sleep(0.2)
+    left = children(p.pid)
+    os.kill(p.pid, signal.SIGTERM)
+    p.proc.wait(40)
+    time.sleep(1.5)                           # past the back-off: nothing may have started
+    assert not [pid for pid in left if alive(pid)], left
+    assert "Traceback" not in p.log(), p.log_tail()
