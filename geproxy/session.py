@@ -17,6 +17,7 @@ from collections import deque
 import gevent
 from gevent.event import Event
 
+from . import gsock
 from .login import Login
 from .reqparser import RequestParser
 from .resp import error
@@ -82,9 +83,7 @@ class Session:
         parser = RequestParser()
         bufsize = proxy.cfg.BufSize
         replies = self.replies
-        recv = sock._sock.recv                  # the plain non-blocking socket: no failed try first
-        wait_readable = sock._wait
-        readable = sock._read_event
+        recv, wait_readable, readable = gsock.reader(sock)  # wait first, then read: no failed try
         try:
             while not self.closing:
                 if self.writer is not None:  # backpressure: a client that does not read is not read
@@ -258,7 +257,7 @@ class Session:
         if self.closed:
             return
         try:
-            sent = self.sock._sock.send(data)
+            sent = gsock.plain(self.sock).send(data)
         except BlockingIOError:
             sent = 0
         except OSError:
