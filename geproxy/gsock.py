@@ -9,14 +9,14 @@ loudly if a gevent release renames them, and requirements.txt pins the tested
 releases (tests/test_unit_gsock.py exercises them).
 """
 
-import socket
+import _socket
 from typing import Callable, Tuple
 
 from gevent import socket as gsocket
 
 
-def plain(sock: gsocket.socket) -> socket.socket:
-    """The non-blocking stdlib socket under a gevent socket."""
+def plain(sock: gsocket.socket) -> _socket.socket:
+    """The non-blocking C-level socket under a gevent socket."""
     return sock._sock
 
 
@@ -33,8 +33,8 @@ def check() -> None:
             if not hasattr(a, name):
                 raise ImportError("geproxy needs gevent's socket.%s, which this gevent has not: "
                                   "install a gevent release requirements.txt allows" % name)
-        if not isinstance(a._sock, socket.socket):
-            raise ImportError("gevent's socket._sock is no longer the stdlib socket")
+        if not isinstance(a._sock, _socket.socket):
+            raise ImportError("gevent's socket._sock is no longer a plain socket")
     finally:
         a.close()
         b.close()
