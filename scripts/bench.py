@@ -22,8 +22,9 @@ from geproxy.devcluster import DevCluster, command, free_ports, parse_ports  # n
 from geproxy.serverpool import parse_cluster_nodes  # noqa: E402
 from geproxy.slots import key_slot  # noqa: E402
 
-TESTS = [("set,get", 1), ("set,get", 16), ("mget", 1), ("mget", 16), ("mset", 1), ("mset", 16),
-         ("del", 1), ("del", 16)]
+DEEP = 10000    # one client's 10,000-command pipelines: past ClientMaxInflight, which must not slow them
+TESTS = [("set,get", 1), ("set,get", 16), ("set,get", DEEP), ("mget", 1), ("mget", 16), ("mset", 1),
+         ("mset", 16), ("del", 1), ("del", 16)]
 # Multi-key tests are custom commands of 10 keys.  Direct, the keys share a slot ({t}) and go
 # to the master owning it (redis-benchmark --cluster cannot route custom commands); through a
 # proxy they are spread over all slots (split per slot and merged): the same work for both proxies.
@@ -81,7 +82,8 @@ def start_proxy(tmp, name, servers, workers):
 
 def redis_benchmark(args, tests, pipeline, n, direct):
     """{test: (requests/s, p50 ms, p99 ms)}"""
-    cmd = ["redis-benchmark", "--csv", "-c", "50", "-n", str(n), "-r", "100000", "-P", str(pipeline)] + args
+    clients = "1" if pipeline == DEEP else "50"
+    cmd = ["redis-benchmark", "--csv", "-c", clients, "-n", str(n), "-r", "100000", "-P", str(pipeline)] + args
     if tests in MULTI:
         key = ["{t}key:__rand_int__" if direct else "key:__rand_int__"] + MULTI_VALUE.get(tests, [])
         cmd += MULTI[tests] + key * 10
