@@ -1,8 +1,8 @@
 """Prometheus metrics at http://MetricsBind/metrics (prometheus_client).
 
 Counters live where they are counted (Stats, Server, the latency monitors);
-a snapshot() turns one process's into a plain dict.  With one process the
-metrics thread reads the live proxy; with workers, each worker writes its
+a snapshot() turns one process's into a plain dict, made on the hub.  With one
+process the metrics thread asks the hub for one; with workers, each worker writes its
 snapshot to a file every second and the arbiter's metrics thread sums them.
 """
 
@@ -100,9 +100,27 @@ def _serve(cfg, snaps):
     return start_http_server(port, addr=host, registry=registry)
 
 
-def start_for_proxy(proxy):
-    """One process: serve the live counters from a thread."""
-    return _serve(proxy.cfg, lambda: [snapshot(proxy)])
+def start_for_proxy(proxy) -> object:
+    """One process: the metrics thread asks the hub for a snapshot and waits for
+    it, so the proxy's state is only ever read on the hub, never while it changes."""
+    import threading
+
+    import gevent
+    loop = gevent.get_hub().loop
+
+    def snaps():
+        done, box = threading.Event(), []
+
+        def take():
+            try:
+                box.append(snapshot(proxy))
+            finally:
+                done.set()
+        loop.run_callback_threadsafe(take)
+        if not done.wait(10):
+            raise RuntimeError("the proxy's hub did not answer within 10 s")
+        return box
+    return _serve(proxy.cfg, snaps)
 
 
 def start_for_arbiter(cfg, folder):
