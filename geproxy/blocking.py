@@ -11,13 +11,13 @@ connection at once (closed, never returned to the pool mid-command).
 from gevent import select
 
 from . import private
+from . import redirect as redirects
 from .clientcmd import Unblocked
+from .redirect import ASKING, MAX_REDIRECTS
 from .resp import SLOT_DOWN, command, error, server_failed
 from .server import LinkHold
 from .slots import key_slot
 
-MAX_REDIRECTS = 5
-ASKING = b"*1\r\n$6\r\nASKING\r\n"
 STASH_LIMIT = 1 << 20   # input kept from a blocked client; past it we stop reading (and watching) it
 
 
@@ -31,6 +31,7 @@ def call(pool, session, raw, slot, before=()):
     session.settle()
     server = pool.master_for(slot)
     asking = False
+    reply = b""
     for _ in range(MAX_REDIRECTS + 1):
         if server is None:
             return SLOT_DOWN
@@ -39,9 +40,9 @@ def call(pool, session, raw, slot, before=()):
         hold = LinkHold(server, session.id)
         try:
             conn = private.checkout(server, session.via)
-        except private.ERRORS as e:
+        except Exception as e:
             hold.release()
-            return error("ERR geproxy: %s" % e)
+            return private.failed(server, e)
         try:
             lead = ([ASKING] if asking else []) + list(before)
             try:
@@ -65,20 +66,21 @@ def call(pool, session, raw, slot, before=()):
             conn.close()
             session.closing = True
             return error("ERR client gone")
-        except private.ERRORS as e:
+        except Exception as e:  # the node's doing or ours: this command fails, the connection goes
             conn.close()
-            return error("ERR geproxy: server %s failed: %s" % (server.addr, e))
+            return private.failed(server, e)
         conn.release()
-        if reply[:7] == b"-MOVED " or reply[:5] == b"-ASK ":
-            words = reply[1:].split()
-            addr = words[2].decode()
-            asking = words[0] == b"ASK"
-            if not asking:
-                pool.moved(int(words[1]), addr)
-            server = pool.server(addr)
-            continue
-        return reply
-    return error("ERR geproxy: too many cluster redirections")
+        kind = redirects.kind(reply)
+        if kind is None or kind == redirects.TRYAGAIN:
+            return reply
+        to = redirects.parse(reply, server.addr)
+        if to is None:
+            return redirects.malformed(reply, server.addr)
+        if not to.ask:
+            pool.moved(to.slot, to.addr)
+        asking = to.ask
+        server = pool.server(to.addr)
+    return redirects.too_many(reply)
 
 
 def wait_replicas(pool, session, raw):

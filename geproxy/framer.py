@@ -26,6 +26,9 @@ _BULK = frozenset(b"$=!")
 _ARRAY = frozenset(b"*~>")
 _MAP = 37        # '%'
 _ATTR = 124      # '|'
+# Counts beyond these are not RESP (hiredis's own limits): a length of -2 or a
+# count of 2**40 would leave the framer waiting forever for a reply's end.
+MAX_ELEMENTS = (1 << 32) - 1
 
 
 class Framer:
@@ -76,7 +79,12 @@ class Framer:
                     break
                 if kind in _BULK:
                     n = int(buf[pos + 1:eol])
-                    end = eol + n + 4 if n >= 0 else eol + 2
+                    if n >= 0:
+                        end = eol + n + 4
+                    elif n == -1:
+                        end = eol + 2
+                    else:
+                        raise ValueError
                     todo -= 1
                     if end > size:  # the payload is still coming: skip it by its length
                         parts.append(buf[cur:] if cur else buf)
@@ -90,14 +98,21 @@ class Framer:
                     todo -= 1
                 elif kind in _ARRAY:
                     n = int(buf[pos + 1:eol])
+                    if not -1 <= n <= MAX_ELEMENTS:
+                        raise ValueError
                     todo += n - 1 if n > 0 else -1
                     pos = eol + 2
                 elif kind == _MAP:
                     n = int(buf[pos + 1:eol])
+                    if not -1 <= n <= MAX_ELEMENTS:
+                        raise ValueError
                     todo += 2 * n - 1 if n > 0 else -1
                     pos = eol + 2
                 elif kind == _ATTR:
-                    todo += 2 * int(buf[pos + 1:eol])
+                    n = int(buf[pos + 1:eol])
+                    if not 0 <= n <= MAX_ELEMENTS:
+                        raise ValueError
+                    todo += 2 * n
                     pos = eol + 2
                 else:
                     raise ProtocolError("unexpected reply type byte %r" % chr(kind))
@@ -108,7 +123,7 @@ class Framer:
                         parts.clear()
                     else:
                         out.append(buf if pos == size and not cur else buf[cur:pos])
-        except ValueError:
+        except ValueError:  # not a number, or one out of range
             raise ProtocolError("bad length %r" % bytes(buf[pos + 1:eol][:40])) from None
         # Out of bytes in the middle of an element header or line.
         if todo:

@@ -74,6 +74,8 @@ class Monitor:
                         watcher.push(line)
         except private.ERRORS as e:
             log.warning("MONITOR of %s ended: %s", server.addr, e)
+        except Exception:  # a bug of ours: logged, and the feed ends as if the node had gone
+            log.exception("MONITOR of %s ended", server.addr)
         finally:
             ready.set()
             if conn is not None:

@@ -20,10 +20,11 @@ from collections import deque
 
 import gevent
 
+from . import gsock
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
 from .login import credentials
-from .request import REDIRECTS
+from .redirect import RETRIED
 from .resp import ProtocolError, error
 
 log = logging.getLogger("geproxy.link")
@@ -111,7 +112,7 @@ class NodeLink:
         server.requests += len(batch)
         server.send_bytes += len(data)
         try:
-            sent = self.sock._sock.send(data)
+            sent = gsock.plain(self.sock).send(data)
         except BlockingIOError:
             sent = 0
         except OSError as e:
@@ -170,8 +171,8 @@ class NodeLink:
         """The socket buffer was full: finish in a greenlet, then flush what queued meanwhile."""
         try:
             self.sock.sendall(data)
-        except _ERRORS as e:
-            self._fail(str(e))
+        except Exception as e:
+            self._fail(*_why(e))
             return
         finally:
             self.writing = False
@@ -190,8 +191,8 @@ class NodeLink:
                 except BaseException:
                     sock.close()
                     raise
-        except _ERRORS as e:
-            self._fail(str(e))
+        except Exception as e:  # whatever it is, the link must not stay CONNECTING
+            self._fail(*_why(e))
             return
         server.connect += 1
         server.connections += 1
@@ -222,20 +223,26 @@ class NodeLink:
             self.server.connections -= 1
 
     def _read_guarded(self, sock, inflight):
+        """The reader never dies quietly: whatever stops it (the node, or a bug
+        of ours), the requests it held get an error, the connection is closed
+        and the next request dials again."""
         try:
             self._read(sock, inflight)
-        except _ERRORS as e:
+        except Exception as e:
+            why, bug = _why(e)
             if self.sock is sock:
-                self._fail(str(e) or e.__class__.__name__)
+                self._fail(why, bug)
             elif sock in self.aside:
+                log.warning("set-aside link to %s failed: %s", self.server.addr, why, exc_info=bug)
                 self._close_aside(sock)
-                _answer_all(list(inflight), "ERR geproxy: server %s failed: %s" % (self.server.addr, e))
+                lost = list(inflight)
                 inflight.clear()
+                _answer_all(lost, "ERR geproxy: server %s failed: %s" % (self.server.addr, why))
 
     def _read(self, sock, inflight):
         server = self.server
         feed = Framer().feed
-        recv, wait_readable, readable = sock._sock.recv, sock._wait, sock._read_event
+        recv, wait_readable, readable = gsock.reader(sock)
         eager = False               # under a stream of replies, read before waiting
         last = time.monotonic()
         while True:
@@ -274,15 +281,18 @@ class NodeLink:
                 if req is self.holding:  # the script is done: what waited behind it may go
                     self.holding = None
                     self.kick()
-                if kind == 45:  # '-': errors may be redirections, let the request decide
-                    if req.started and reply[1:4] not in REDIRECTS:
-                        server.latency.record(server.addr, req.command, req.started)
-                    req.done(reply)
-                else:
-                    if req.started:
-                        server.latency.record(server.addr, req.command, req.started)
-                    req.reply = reply
-                    req.owner.request_done()
+                try:
+                    if kind == 45:  # '-': errors may be redirections, let the request decide
+                        if req.started and reply[1:4] not in RETRIED:
+                            server.latency.record(server.addr, req.command, req.started)
+                        req.done(reply, server)
+                    else:
+                        if req.started:
+                            server.latency.record(server.addr, req.command, req.started)
+                        req.reply = reply
+                        req.owner.request_done()
+                except Exception:  # one request's trouble: that request fails, the link goes on
+                    _refuse(req, server)
             server.responses += len(replies)
             server.failures = 0
             if self.scripts and not inflight:  # a script may go now
@@ -291,9 +301,10 @@ class NodeLink:
                 self._close_aside(sock)
                 return
 
-    def _fail(self, why):
+    def _fail(self, why, bug=None):
         """The connection is gone: every request on it gets an error, the server
-        counts a failure, and the next send dials again."""
+        counts a failure, and the next send dials again.  Logged once, with the
+        traceback of `bug` when the cause was an exception of ours."""
         server = self.server
         sock, reader = self.sock, self.reader
         self.sock = self.reader = None
@@ -307,8 +318,9 @@ class NodeLink:
         self.inflight.clear()
         self.queue = []
         self.holding, self.scripts = None, 0
+        if lost or bug is not None:
+            log.warning("link to %s failed: %s", server.addr, why, exc_info=bug)
         if lost:
-            log.warning("link to %s failed: %s", server.addr, why)
             server.note_failure()
         _answer_all(lost, "ERR geproxy: server %s failed: %s" % (server.addr, why))
 
@@ -316,4 +328,27 @@ class NodeLink:
 def _answer_all(requests, why):
     reply = error(why)
     for req in requests:
-        req.done(reply)
+        try:
+            req.done(reply)
+        except Exception:
+            log.exception("cannot answer a request lost with the link (%s)", why)
+
+
+def _why(e):
+    """What to tell the clients about `e`, and the exception itself when it
+    is not a connection's fate but a bug of ours (its traceback is logged)."""
+    if isinstance(e, _ERRORS):
+        return str(e) or e.__class__.__name__, None
+    return "internal error (%s: %s)" % (e.__class__.__name__, e), e
+
+
+def _refuse(req, server):
+    """Handing a reply to its request raised: log it, and make sure the
+    request is answered (with an error) unless it already was."""
+    log.exception("%s: cannot hand a reply to its request", server.addr)
+    if req.reply is None:
+        req.reply = error("ERR geproxy: internal error on the reply from %s (logged)" % server.addr)
+        try:
+            req.owner.request_done()
+        except Exception:
+            log.exception("%s: cannot hand an error to a request", server.addr)

@@ -7,6 +7,7 @@ request/reply exchange; one left in an unknown state (client gone mid-command,
 a timeout) is closed instead.
 """
 
+import logging
 import socket
 from collections import deque
 
@@ -16,6 +17,8 @@ from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
 from .login import credentials
 from .resp import ProtocolError, error
+
+log = logging.getLogger("geproxy.private")
 
 PING = b"*1\r\n$4\r\nPING\r\n"
 MAX_IDLE = 16  # idle private connections kept per server and via (protocol, login)
@@ -107,6 +110,22 @@ def checkout(server, via):
 
 
 ERRORS = (BackendError, OSError, ProtocolError, socket.timeout)
+
+
+def failed(server, e: BaseException, prefix: str = "") -> bytes:
+    """The client's error reply for a private connection that broke (the
+    caller closes it).  A connection error is the node's doing; anything else
+    is a bug of ours and is logged with its traceback, once, here."""
+    if isinstance(e, ERRORS):
+        log.info("private connection to %s failed: %s", server and server.addr, e)
+    else:
+        log.error("private connection to %s: internal error", server and server.addr, exc_info=e)
+        e = "internal error (%s: %s)" % (e.__class__.__name__, e)
+    if server is None:
+        return error("ERR geproxy: %s%s" % (prefix, e))
+    return error("ERR geproxy: %sserver %s failed: %s" % (prefix, server.addr, e))
+
+
 CALL_TIMEOUT = 5.0      # seconds a node may take to answer call_each
 
 
@@ -124,14 +143,14 @@ def call_each(servers, raw, via=2, keep=True):
 def _call_one(server, raw, via, keep):
     try:
         conn = checkout(server, via)
-    except ERRORS as e:
-        return error("ERR geproxy: %s" % e)
+    except Exception as e:
+        return failed(server, e)
     try:
         conn.send(raw)
         reply = conn.read_reply(timeout=CALL_TIMEOUT)
-    except ERRORS as e:
+    except Exception as e:
         conn.close()
-        return error("ERR geproxy: server %s: %s" % (server.addr, e))
+        return failed(server, e)
     if keep:
         conn.release()
     else:

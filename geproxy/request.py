@@ -8,11 +8,11 @@ without waking the client's session; only a final reply is handed to the owner.
 import logging
 import time
 
+from .redirect import ASKING as ASKING_RAW, RETRIED
 from .resp import error
 
 log = logging.getLogger("geproxy.request")
 
-REDIRECTS = (b"MOV", b"ASK", b"TRY", b"NOS")  # MOVED, ASK, TRYAGAIN, NOSCRIPT: the proxy retries
 NON_LOCAL = b"non local key"    # "Script attempted to access a non local key in a cluster node"
 
 
@@ -33,11 +33,12 @@ class Request:
         self.started = time.perf_counter()
         self.command = command
 
-    def done(self, reply):
-        """Take a reply.  (Node links set .reply directly for non-error replies.)"""
-        if reply[0] == 45 and reply[1:4] in REDIRECTS:
+    def done(self, reply, node=None):
+        """Take a reply; `node`, the server that sent it, is where a redirect
+        came from.  (Node links set .reply directly for non-error replies.)"""
+        if reply[0] == 45 and reply[1:4] in RETRIED:
             sender = self.owner.sender
-            if sender is not None and sender.redirect(self, reply):
+            if sender is not None and sender.redirect(self, reply, node):
                 return
         self.reply = reply
         self.owner.request_done()
@@ -65,13 +66,13 @@ class Roaming(Script):
         Script.__init__(self, owner, raw, None, via)
         self.untried = untried      # masters not tried yet, next last
 
-    def done(self, reply):
+    def done(self, reply, node=None):
         if reply[0] == 45 and self.untried and NON_LOCAL in reply[:80]:
             server = self.untried.pop()
             if not (server.fail_until and server.is_failed()):
                 server.link(self.via).send(self)
                 return
-        Script.done(self, reply)
+        Script.done(self, reply, node)
 
 
 class Muted:
@@ -100,7 +101,7 @@ class _Discard:
 
 
 DISCARD = _Discard()
-ASKING = Request(DISCARD, b"*1\r\n$6\r\nASKING\r\n", None, None)
+ASKING = Request(DISCARD, ASKING_RAW, None, None)
 
 
 class Gather:

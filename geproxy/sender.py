@@ -20,12 +20,13 @@ try:  # CPython's own SHA-1: hashlib would load OpenSSL, about 4 MiB of RSS for 
 except ImportError:  # another Python
     from hashlib import sha1
 
+from . import redirect as redirects
+from .redirect import MAX_REDIRECTS
 from .request import ASKING, DISCARD, Request, Roaming
-from .resp import NOT_READY, SLOT_DOWN, command, decode, error, server_failed
+from .resp import NOT_READY, SLOT_DOWN, command, decode, server_failed
 
 log = logging.getLogger("geproxy.sender")
 
-MAX_REDIRECTS = 5
 MAX_SCRIPTS = 10000      # bodies remembered for NOSCRIPT recovery
 
 
@@ -117,32 +118,38 @@ class Sender:
 
     # -- "not here": called by Request.done on the node link's reader --
 
-    def redirect(self, req, reply):
-        """Follow MOVED / ASK / TRYAGAIN for a request; False leaves the reply to the client."""
-        words = reply[1:].split()
-        kind = words[0]
-        if kind == b"NOSCRIPT":
-            return self.reload_script(req)
-        if kind not in (b"MOVED", b"ASK", b"TRYAGAIN"):
-            return False
+    def redirect(self, req, reply, node=None):
+        """Follow MOVED / ASK / TRYAGAIN for a request (`node`: the server that
+        answered); False leaves the reply to the client.  Everything that may
+        refuse is done before the request goes on to another link."""
+        kind = redirects.kind(reply)
+        if kind is None:
+            return reply.startswith(b"-NOSCRIPT") and self.reload_script(req)
         req.redirects += 1
         if req.redirects > MAX_REDIRECTS:
-            log.warning("giving up after %d redirections: %r", MAX_REDIRECTS, reply[:80])
-            req.reply = error("ERR geproxy: too many cluster redirections (last: %s)" % reply[1:-2].decode())
-            req.owner.request_done()
+            self._answer(req, redirects.too_many(reply))
             return True
-        if kind == b"TRYAGAIN":
+        if kind == redirects.TRYAGAIN:
             gevent.spawn_later(0.02 * req.redirects, self._retry, req)
             return True
-        addr = words[2].decode()
-        server = self.pool.server(addr)
+        where = node.addr if node is not None else "?"
+        to = redirects.parse(reply, where)
+        if to is None:
+            self._answer(req, redirects.malformed(reply, where))
+            return True
+        server = self.pool.server(to.addr)
         link = server.link(req.via)
-        if kind == b"MOVED":
-            self.pool.moved(int(words[1]), addr)
-        else:
+        if to.ask:
             link.send(ASKING)
+        else:
+            self.pool.moved(to.slot, to.addr)
         link.send(req)
         return True
+
+    @staticmethod
+    def _answer(req, reply):
+        req.reply = reply
+        req.owner.request_done()
 
     def reload_script(self, req):
         """EVALSHA met a node without the script: when we saw its body, load
@@ -163,7 +170,6 @@ class Sender:
     def _retry(self, req):
         server = self.pool.master_for(req.slot)
         if server is None:
-            req.reply = SLOT_DOWN
-            req.owner.request_done()
+            self._answer(req, SLOT_DOWN)
             return
         server.link(req.via).send(req)

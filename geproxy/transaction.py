@@ -11,6 +11,7 @@ while queueing does in Redis (EXECABORT).
 
 from . import private
 from . import localcmds
+from . import redirect as redirects
 from .framer import elements
 from .login import credentials
 from .pause import writes
@@ -109,9 +110,10 @@ class Transaction:
             if self.conn is None:
                 self.conn = self._checkout()
             return self.conn.call(raw)[0]
-        except private.ERRORS as e:
+        except Exception as e:
+            reply = self._broken(e)
             self._drop()
-            return error("ERR geproxy: %s" % e)
+            return reply
 
     def unwatch(self, raw):
         if self.in_multi:
@@ -121,7 +123,8 @@ class Transaction:
         if self.conn is not None:
             try:
                 reply = self.conn.call(raw)[0]
-            except private.ERRORS:
+            except Exception as e:
+                self._broken(e)
                 self._drop()
         self._reset()
         return reply
@@ -154,18 +157,23 @@ class Transaction:
                 conn.call(command("SELECT", db))
                 conn.via = via
             replies = conn.call(data, n + 2)
-        except private.ERRORS as e:
+        except Exception as e:
+            reply = self._broken(e, "transaction not run: ")
             self._drop()
             self._reset()
-            return error("ERR geproxy: transaction not run: %s" % e)
+            return reply
         self._reset()
+        node = conn.server.addr
         for r in replies[1:-1]:
-            if r[:7] == b"-MOVED " or r[:5] == b"-ASK ":
-                words = r[1:].split()
-                if words[0] == b"MOVED":
-                    self.sender.pool.moved(int(words[1]), words[2].decode())
-                return error("EXECABORT Transaction discarded: slot %s moved (%s); run it again"
-                             % (words[1].decode(), r[1:-2].decode()))
+            kind = redirects.kind(r)
+            if kind == redirects.MOVED or kind == redirects.ASK:
+                to = redirects.parse(r, node)
+                if to is None:
+                    return redirects.malformed(r, node)
+                if not to.ask:
+                    self.sender.pool.moved(to.slot, to.addr)
+                return error("EXECABORT Transaction discarded: slot %d moved (%s); run it again"
+                             % (to.slot, r[1:-2].decode("utf-8", "replace")))
         return replies[-1]
 
     def _exec_with_local(self, n):
@@ -200,9 +208,19 @@ class Transaction:
         if self.conn is not None:
             try:
                 self.conn.call(command("UNWATCH"))
-            except private.ERRORS:
+            except Exception as e:
+                self._broken(e)
                 self._drop()
         self._reset()
+
+    def _broken(self, e, prefix=""):
+        """The error reply for the failure of the pinned connection (or of the
+        one being pinned: then the slot's master is the node to name)."""
+        if self.conn is not None:
+            server = self.conn.server
+        else:
+            server = self.sender.pool.master_for(self.slot) if self.slot is not None else None
+        return private.failed(server, e, prefix)
 
     def _drop(self):
         if self.conn is not None:
