@@ -10,14 +10,17 @@ What the proxy cannot see it refuses: a Lua script or function can reach keys
 it never declares, so a class with key prefixes may not run them unless it
 opts in (UnsafeScripts); DBSIZE counts keys of every prefix.  Listings (KEYS,
 SCAN, RANDOMKEY) show such a class only the keys it may read (fanout.py).
+Commands that show data of every prefix (DBSIZE, FUNCTION DUMP, MEMORY STATS,
+...) need a class without prefixes; channels follow the prefixes (channels.py).
+
+Read or written is decided per key from Redis's key specs: a key whose value
+is returned (ACCESS: GETSET, LPOP, SET ... GET, LMOVE's source) needs a read
+prefix even under a write command, and a key changed (INSERT, DELETE, UPDATE)
+a write prefix.
 """
 
-import logging
-import time
-
+from . import channels
 from .resp import error
-
-log = logging.getLogger("geproxy.auth")
 
 READ, WRITE, ADMIN = 0, 1, 2
 LEVELS = {"read": READ, "write": WRITE, "admin": ADMIN}
@@ -39,6 +42,17 @@ SCRIPTS = frozenset(("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall
 NO_SCRIPTS = error("NOPERM geproxy: a Lua script or function can reach keys it does not declare, outside this "
                    "client class's key prefixes, so the class may not run them (UnsafeScripts = yes allows it)")
 NO_DBSIZE = error("NOPERM geproxy: DBSIZE counts the keys of every prefix; this client class has key prefixes")
+# Commands that show data of every prefix: only for a class that may see every key.
+WHOLE = {
+    "function|dump": "shows every library's code", "function|stats": "shows the function running, with its "
+    "arguments", "memory|stats": "describes every key", "memory|doctor": "describes every key",
+    "memory|malloc-stats": "describes every key",
+}
+WHOLE_ERROR = "NOPERM geproxy: %s %s; this client class has key prefixes"
+# Key spec flags: the value is read (returned, copied or used) / the key is changed.
+READS = frozenset(("RO", "ACCESS"))
+WRITES = frozenset(("INSERT", "DELETE", "UPDATE", "OW", "RM"))
+SORTS = frozenset(("sort", "sort_ro"))
 
 
 class Grant:
@@ -111,38 +125,53 @@ def check(grant, cmd, args):
         return error(NOPERM % cmd.name) if cmd.kind == "local" and level == ADMIN else None
     if level > grant.level:
         return error(NOPERM % cmd.name)
-    if grant.prefixed:
-        if cmd.name in SCRIPTS and not grant.unsafe_scripts:
-            return NO_SCRIPTS
-        if cmd.name == "dbsize":
-            return NO_DBSIZE
-    prefixes = grant.write if level >= WRITE else grant.read
-    if grant.key or prefixes:
-        for k in cmd.keys(args):
-            if (grant.key and not k.startswith(grant.key)) or (prefixes and not k.startswith(prefixes)):
-                return NOPERM_KEY
+    if not grant.prefixed:
+        return None
+    if cmd.name in SCRIPTS and not grant.unsafe_scripts:
+        return NO_SCRIPTS
+    if cmd.name == "dbsize":
+        return NO_DBSIZE
+    refused = _whole(cmd, args) or channels.refusal(grant, cmd.name, args)
+    if refused is not None:
+        return refused
+    for k, read, write in key_access(cmd, args, level):
+        if ((grant.key and not k.startswith(grant.key)) or (read and grant.read and not k.startswith(grant.read))
+                or (write and grant.write and not k.startswith(grant.write))):
+            return NOPERM_KEY
     return None
 
 
-class SampledLog:
-    """At most `per_second` lines a second, then one line saying how many were
-    left out: a flood of bad passwords cannot fill the disk."""
+def key_access(cmd, args, level):
+    """(key, read?, written?) for each key of the command, from its key specs.
+    Keys without specs (or whose flags say neither) go by the command's level;
+    a write command none of whose keys the specs call written (XREADGROUP
+    changes its group) counts every key as written."""
+    out = []
+    for k, flags in cmd.keys_with_flags(args):
+        if "NOT_KEY" in flags:          # SPUBLISH's channel: channels.py decides
+            continue
+        if "VARIABLE_FLAGS" in flags and cmd.name == "set" and not any(a.lower() == b"get" for a in args[3:]):
+            flags = WRITES              # SET returns the old value only with GET
+        read, write = not flags.isdisjoint(READS), not flags.isdisjoint(WRITES)
+        if not (read or write):
+            read, write = level < WRITE, level >= WRITE
+        out.append((k, read, write))
+    if level >= WRITE and not any(w for _, _, w in out):
+        out = [(k, r, True) for k, r, _ in out]
+    return out
 
-    def __init__(self, per_second=5):
-        self.per_second = per_second
-        self.second, self.count, self.dropped = 0, 0, 0
 
-    def note(self, peer):
-        now = int(time.time())
-        if now != self.second:
-            if self.dropped:
-                log.warning("%d more failed AUTH attempts not logged", self.dropped)
-            self.second, self.count, self.dropped = now, 0, 0
-        self.count += 1
-        if self.count <= self.per_second:
-            log.warning("failed AUTH from %s", peer)
-        else:
-            self.dropped += 1
-
-
-FAILED_AUTH = SampledLog()
+def _whole(cmd, args):
+    """Refusal of a command that shows or reaches every prefix's data."""
+    name = cmd.name
+    if name in WHOLE:
+        return error(WHOLE_ERROR % (name.replace("|", " ").upper(), WHOLE[name]))
+    if name == "function|list" and any(a.lower() == b"withcode" for a in args[2:]):
+        return error(WHOLE_ERROR % ("FUNCTION LIST WITHCODE", "shows every library's code"))
+    if name in SORTS:  # BY and GET patterns read keys the command does not name; Redis's own refusal
+        for opt, value in zip(args[2:], args[3:]):
+            opt = opt.lower()
+            if (opt == b"by" and b"*" in value) or (opt == b"get" and value != b"#"):
+                return error("ERR %s option of SORT denied due to insufficient ACL permissions." %
+                             opt.decode().upper())
+    return None

@@ -57,8 +57,8 @@ BLOCK_OPTION = {"xread": b"block", "xreadgroup": b"block"}
 class Command:
     """One command's routing facts, compiled from its COMMAND entry."""
 
-    __slots__ = ("name", "arity", "flags", "kind", "reason", "finders", "key_index", "subcommands", "single", "split",
-                 "readonly")
+    __slots__ = ("name", "arity", "flags", "kind", "reason", "finders", "keyflags", "key_index", "subcommands",
+                 "single", "split", "readonly")
 
     def __init__(self, entry, parent=None):
         name = _text(entry[0])
@@ -66,7 +66,8 @@ class Command:
         self.arity = entry[1]
         self.flags = frozenset(_text(f) for f in entry[2])
         self.readonly = "readonly" in self.flags   # may be served by a replica
-        self.finders = _compile_keyspecs(entry[8] if len(entry) > 8 else [], entry[3:6])
+        # keyflags: each finder's key spec flags (RO, RW, ACCESS, UPDATE, NOT_KEY, ...; none for legacy keys)
+        self.finders, self.keyflags = _compile_keyspecs(entry[8] if len(entry) > 8 else [], entry[3:6])
         # The common case, one key at a fixed index: skip the general finder.
         self.key_index = None
         if len(self.finders) == 1 and self.finders[0][0] == "index" and self.finders[0][2] == ("range", 0, 1, 0):
@@ -111,6 +112,14 @@ class Command:
             keys.extend(_find(finder, args))
         return keys
 
+    def keys_with_flags(self, args):
+        """(key, its key spec flags) for each key argument: what Authority
+        needs to tell a key read from a key written."""
+        if self.key_index is not None:
+            i = self.key_index
+            return [(args[i], self.keyflags[0])] if i < len(args) else []
+        return [(k, flags) for finder, flags in zip(self.finders, self.keyflags) for k in _find(finder, args)]
+
     def blocks(self, args):
         """Does this invocation block?  XREAD only with BLOCK, BLPOP always."""
         if self.kind == "blocking":
@@ -129,8 +138,9 @@ def _pairs(flat):
 
 
 def _compile_keyspecs(specs, legacy):
-    """Key specs as tuples: (begin kind, begin arg, find tuple)."""
-    out = []
+    """Key specs as tuples: (begin kind, begin arg, find tuple); and each one's
+    flags, upper case (frozenset(), unknown, for legacy key positions)."""
+    out, flags = [], []
     for raw in specs or []:
         spec = _pairs(raw)
         begin, find = _pairs(spec.get("begin_search")), _pairs(spec.get("find_keys"))
@@ -148,15 +158,19 @@ def _compile_keyspecs(specs, legacy):
             f = ("keynum", fspec["keynumidx"], fspec["firstkey"], fspec["keystep"])
         else:
             f = ("unknown",)
+        known = frozenset(_text(x).upper() for x in spec.get("flags") or ())
         if b[0] != "unknown" and f[0] != "unknown":
             out.append(b + (f,))
+            flags.append(known)
         elif b[0] == "unknown" and b"STORE" in (spec.get("notes") or b""):
             out.append(("keyword", b"store", 2, ("range", 0, 1, 0)))  # SORT ... STORE dst
+            flags.append(known)
     if not specs:
         first, last, step = legacy
         if first > 0:
             out.append(("index", first, ("range", last - first if last >= 0 else last, step, 0)))
-    return out
+            flags.append(frozenset())
+    return out, flags
 
 
 def _find(finder, args):

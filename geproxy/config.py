@@ -3,13 +3,17 @@ validation against the configspec derived from settings.SETTINGS, and one clear
 error line (naming the key) for anything wrong."""
 
 import os
+import re
 
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values
 from validate import Validator
 
 from .predixyconf import PredixyConfError, load_predixy, looks_like_predixy
 from .settings import (ALIASES, AUTHORITY, BY_NAME, DATACENTER, FUNCTIONS, GROUPS, LATENCY, POOL, POOLS,
-                       by_sentinel, configspec_lines)
+                       by_sentinel, configspec_lines, secret)
+
+# A value quoted in an error message: ('Password abc'), "['a', 'b']"
+QUOTED = re.compile(r"""\((['"]).*?\1\)|"[^"]*"|'[^']*'""")
 
 
 class ConfigError(Exception):
@@ -47,7 +51,7 @@ class Config:
         try:
             v = FUNCTIONS[check](value) if check in FUNCTIONS else Validator().check(s.check, value)
         except Exception as e:
-            raise ConfigError("%s: %s" % (s.name, e)) from None
+            raise ConfigError("%s: %s" % (s.name, _hidden(e) if secret(s.name) else e)) from None
         return s.name, v
 
     def set(self, name, value):
@@ -88,7 +92,7 @@ def load(path, overrides=None):
             name = ".".join(sections + [key or ""]).strip(".")
             if err is False:
                 raise ConfigError("%s: %s is required" % (path, name))
-            raise ConfigError("%s: %s: %s" % (path, name, err))
+            raise ConfigError("%s: %s: %s" % (path, name, _hidden(err) if secret(key or "") else err))
     for sections, key in get_extra_values(cfg):
         name = ".".join(list(sections) + [key])
         raise ConfigError("%s: unknown setting %s" % (path, name))
@@ -127,7 +131,7 @@ def _read(path, seen):
             if looks_like_predixy(f.read()):
                 return _resolve(load_predixy(path), path)
     except PredixyConfError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(_scrub(str(e))) from None
     except OSError as e:
         raise ConfigError("%s: cannot read: %s" % (path, e.strerror or e)) from None
     try:
@@ -135,7 +139,7 @@ def _read(path, seen):
     except (IOError, OSError) as e:
         raise ConfigError("%s: cannot read: %s" % (path, getattr(e, "strerror", None) or e))
     except ConfigObjError as e:
-        raise ConfigError("%s: %s" % (path, e))
+        raise ConfigError("%s: %s" % (path, _scrub(str(e)))) from None
     own = cfg.dict()
     includes = own.pop("Include", [])
     if isinstance(includes, str):
@@ -146,6 +150,21 @@ def _read(path, seen):
         _merge(merged, _read(inc_path, seen))
     _merge(merged, own)
     return _resolve(merged, path)
+
+
+def _hidden(err):
+    """What was wrong with a password, without its value (a comma makes a list
+    of it; a message quoting the value would print the password)."""
+    if isinstance(err, list) or "list" in str(err) or "wrong type" in str(err):
+        return "must be one value (a comma makes a list: quote the password); the value is not shown"
+    return "invalid value (not shown)"
+
+
+def _scrub(message):
+    """A parser's message without the quoted line, when that line names a password."""
+    if not secret(message):
+        return message
+    return QUOTED.sub("(the line is not shown: it names a password)", message)
 
 
 def _resolve(values, path):

@@ -12,9 +12,10 @@ from greenlet import greenlet
 from . import __version__, redisinfo
 
 
-def render(proxy, args, via=2):
+def render(proxy, args, via=2, keyspace=True):
     """INFO [section ...], INFO Latency <name>, INFO ServerLatency <addr> [name].
-    LookupError for an unknown monitor."""
+    LookupError for an unknown monitor.  keyspace=False leaves out the key
+    counts (for a client class with key prefixes: they count every prefix)."""
     wanted = [a.lower() for a in args] or ["default"]
     if wanted[0] == "latency" and len(args) == 2:
         return _monitor(proxy, args[1], None)
@@ -24,6 +25,8 @@ def render(proxy, args, via=2):
         wanted = list(SECTIONS) + list(redisinfo.SECTIONS)
     elif "default" in wanted:
         wanted = list(SECTIONS) + list(redisinfo.DEFAULT)
+    if not keyspace:
+        wanted = [w for w in wanted if w != "keyspace"]
     parts = [render_section(proxy) for name, render_section in SECTIONS.items() if name in wanted]
     return "\r\n".join(parts + redisinfo.render(proxy, wanted, via))
 

@@ -3,7 +3,8 @@ QUIT, RESET) and things that only make sense for the proxy (INFO, CLUSTER
 KEYSLOT).  Each handler takes (session, args) and returns reply bytes."""
 
 from . import __version__, clientcmd, configcmd, info, private
-from .authority import FAILED_AUTH, WRONGPASS, redis_user
+from .authfail import FAILURES
+from .authority import redis_user
 from .login import Login
 from .resp import NOT_READY, OK, PONG, bulk, error, integer, mapping, simple, verbatim
 from .slots import key_slot
@@ -92,16 +93,16 @@ def _redis_login(session, user, password):
 
 
 def _failed(session):
+    """Counted, logged, slowed down, and past AuthFailureLimit the connection closes (authfail.py)."""
     session.proxy.stats.auth_failures += 1
-    FAILED_AUTH.note(session.peer())
-    return WRONGPASS
+    return FAILURES.failed(session, session.proxy.cfg.AuthFailureLimit)
 
 
 def reset(session, args):
     session.release()
     session.proto = 2
-    if session.login is not None:  # RESET logs a client out, back to what it had before AUTH
-        session.login, session.grant = None, session.proxy.authority.default
+    # RESET logs a client out, back to what it had before AUTH, as Redis returns to its default user
+    session.login, session.grant = None, session.proxy.authority.default
     session.name = b""
     session.db = 0
     session.update_mode()
@@ -109,28 +110,34 @@ def reset(session, args):
 
 
 def hello(session, args):
+    """The whole command is checked before anything changes: a syntax error
+    after AUTH must not leave the client logged in."""
     proto = session.proto
     i = 1
     if len(args) > 1:
         proto = _int(args[1])
+        if proto is None:
+            return error("ERR Protocol version is not an integer or out of range")
         if proto not in (2, 3):
             return error("NOPROTO unsupported protocol version")
         i = 2
-    name = None
+    name = login = None
     while i < len(args):
         opt = args[i].lower()
         if opt == b"auth" and i + 2 < len(args):
-            refused = _login(session, args[i + 1], args[i + 2])
-            if refused:
-                return refused
+            login = args[i + 1], args[i + 2]
             i += 3
         elif opt == b"setname" and i + 1 < len(args):
             name = args[i + 1]
-            if not clientcmd.valid_name(name):
-                return error("ERR Client names cannot contain spaces, newlines or special characters.")
             i += 2
         else:
             return error("ERR Syntax error in HELLO option '%s'" % args[i].decode("utf-8", "replace"))
+    if name is not None and not clientcmd.valid_name(name):
+        return error("ERR Client names cannot contain spaces, newlines or special characters.")
+    if login is not None:
+        refused = _login(session, *login)
+        if refused:
+            return refused
     if session.grant is None:
         return error("NOAUTH HELLO must be called with the client already authenticated, otherwise the "
                      "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
@@ -174,7 +181,9 @@ def monitor(session, args):
 
 def info_(session, args):
     try:
-        text = info.render(session.proxy, [a.decode("utf-8", "replace") for a in args[1:]], session.via)
+        # key counts are every prefix's: a class with key prefixes gets INFO without them
+        keyspace = session.grant is None or not session.grant.prefixed
+        text = info.render(session.proxy, [a.decode("utf-8", "replace") for a in args[1:]], session.via, keyspace)
     except LookupError as e:
         return error("ERR %s" % e)
     return verbatim(text, session.proto)

@@ -10,6 +10,8 @@ PredixyConfError with one line: "file:line: problem".
 import os
 import re
 
+from .settings import secret
+
 TOP = ("Name", "Bind", "WorkerThreads", "MaxMemory", "ClientTimeout", "BufSize", "Log", "LogRotate",
        "AllowMissLog", "LogVerbSample", "LogDebugSample", "LogInfoSample", "LogNoticeSample",
        "LogWarnSample", "LogErrorSample")
@@ -116,7 +118,8 @@ def _parse(line, path, n):
             raise PredixyConfError("%s:%d: unterminated quoted string" % (path, n))
         tail = rest[i + 1:].split("#", 1)[0].strip()
         if tail not in ("", "{"):
-            raise PredixyConfError("%s:%d: unexpected %r after quoted value" % (path, n, tail))
+            shown = "text" if secret(key) else repr(tail)     # never a password's
+            raise PredixyConfError("%s:%d: unexpected %s after quoted value" % (path, n, shown))
         return ("{" if tail else "kv"), key, val
     val = rest.split("#", 1)[0].strip()
     if val.endswith("{"):

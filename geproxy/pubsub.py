@@ -10,6 +10,10 @@ command refused in the subscribed state is answered through the connection
 (a PING whose reply is swapped for the error), and after the last UNSUBSCRIBE
 other commands wait for the confirmations still due.  A connection with
 nothing subscribed and nothing due is closed, as are all when the client goes.
+
+A client class with key prefixes hears only channels it may read
+(channels.py): each message is checked against its channel before it goes
+out, whatever pattern brought it, and whichever class subscribed.
 """
 
 import logging
@@ -19,7 +23,7 @@ import gevent
 import hiredis
 from gevent.event import Event
 
-from . import private
+from . import channels, private
 from .resp import NOT_READY, SLOT_DOWN, command, decode, error
 
 log = logging.getLogger("geproxy.pubsub")
@@ -34,7 +38,8 @@ SHARDED = frozenset(("ssubscribe", "sunsubscribe"))
 SET_OF = {"subscribe": "channels", "unsubscribe": "channels", "psubscribe": "patterns",
           "punsubscribe": "patterns", "ssubscribe": "shard", "sunsubscribe": "shard"}
 PING = b"*1\r\n$4\r\nPING\r\n"
-NOTIFY = b"__key"        # __keyspace@0__:..., __keyevent@0__:...: published on the key's node only
+NOTIFY = channels.NOTIFY  # __keyspace@0__:..., __keyevent@0__:...: published on the key's node only
+MESSAGES = {b"message": 1, b"smessage": 1, b"pmessage": 2}   # kind -> where its channel is
 
 
 def not_allowed(name):
@@ -88,7 +93,7 @@ class PubSub:
             return self.answer_through(None, raw)
         home = self.sender.pool.home()
         reply = self._send(GLOBAL, home, raw, name, names)
-        notify = [n for n in names if _may_notify(n, name.startswith("p"))]
+        notify = [n for n in names if channels.may_notify(n, name.startswith("p"))]
         if reply == b"" and (notify or not names):
             self._echo(home, name, notify)
         return reply
@@ -127,7 +132,7 @@ class PubSub:
                 parsed = decode(msg)
                 if isinstance(parsed, list) and parsed[:1] in ([b"message"], [b"pmessage"]):
                     channel = parsed[1] if parsed[0] == b"message" else parsed[2]
-                    if channel.startswith(NOTIFY):
+                    if channel.startswith(NOTIFY) and self._may_hear(channel):
                         self.session.push(msg)
         except private.ERRORS:
             self._drop_echo(addr)
@@ -201,7 +206,10 @@ class PubSub:
         try:
             while True:
                 msg = conn.read_reply(timeout=None)
-                kind = _kind(msg)
+                parsed = _parsed(msg)
+                kind = parsed[0] if parsed else None
+                if kind in MESSAGES and not self._may_hear(parsed[MESSAGES[kind]]):
+                    continue
                 if kind in ANSWERS:
                     self.due[key] -= 1
                     if kind == b"pong" and self.swaps[key]:
@@ -216,6 +224,11 @@ class PubSub:
                     return
         except private.ERRORS as e:
             self._lost(key, e)
+
+    def _may_hear(self, channel):
+        """May the client's class, as it is now, hear this channel?"""
+        grant = self.session.grant
+        return grant is None or not grant.prefixed or channels.channel_allowed(grant, channel)
 
     def settle(self):
         """Wait for the answers still due (e.g. after the last UNSUBSCRIBE)."""
@@ -247,23 +260,12 @@ class PubSub:
             self._drop_echo(addr)
 
 
-def _may_notify(name, pattern):
-    """Can this channel, or pattern, name a keyspace notification channel?"""
-    if not pattern:
-        return name.startswith(NOTIFY)
-    literal = name
-    for i, c in enumerate(name):
-        if c in b"*?[\\":
-            literal = name[:i]
-            break
-    return literal.startswith(NOTIFY) or NOTIFY.startswith(literal)
-
-
-def _kind(msg):
-    """The first element of an array or push (b"message", b"subscribe", b"pong", ...)."""
+def _parsed(msg):
+    """An array or push whose first element names it (b"message", b"subscribe",
+    b"pong", ...), as a list; None for anything else."""
     if msg[:1] not in (b"*", b">"):
         return None
     r = hiredis.Reader()
     r.feed(msg)
     parsed = r.gets()
-    return parsed[0] if isinstance(parsed, list) and parsed and isinstance(parsed[0], bytes) else None
+    return parsed if isinstance(parsed, list) and parsed and isinstance(parsed[0], bytes) else None

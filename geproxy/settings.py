@@ -109,6 +109,9 @@ SETTINGS = [
             "from this DC, read priority per DC: 'bj 50, sh 20' (0 or absent: never)"),
     Setting("MetricsBind", None, "optional_address", "",
             "serve Prometheus metrics at http://ADDR/metrics (empty: off)"),
+    Setting("AuthFailureLimit", None, "integer(min=0)", "10",
+            "failed AUTHs after which a connection is closed (0: never); past the 2nd each reply waits longer",
+            online=True),
     Setting("Password", AUTHORITY, "string", "", "password of this client class; none: what clients have before AUTH"),
     Setting("Mode", AUTHORITY, "option('read', 'write', 'admin')", "write",
             "read < write < admin (CONFIG, FLUSHALL and the like)"),
@@ -127,6 +130,13 @@ ALIASES = {"WorkerThreads": "WorkerProcesses"}
 
 # The settings CONFIG GET/SET address by plain name: top level and the pool.
 BY_NAME = {s.name.lower(): s for s in SETTINGS if not (s.section or "").endswith("/*") and s.section != GROUP}
+
+
+def secret(name: str) -> bool:
+    """Does a setting (or a line naming it) hold a password, whose value no message may show?
+    (Password, SentinelPassword, an [Authority] class's Password, predixy's Auth.)"""
+    low = name.lower()
+    return "password" in low or low.lstrip().startswith("auth ")
 
 
 def configspec_lines(pool=POOL):
