@@ -161,3 +161,28 @@ def test_readme_reference_is_current():
     from geproxy.settings import reference_markdown
     with open(os.path.join(ROOT, "README.md")) as f:
         assert reference_markdown() in f.read(), "run: python -m geproxy.settings, paste into README"
+
+
+PREDIXY_POOL = "Bind 127.0.0.1:7617\nClusterServerPool {\n%s\n    Servers {\n        + 127.0.0.1:7000\n    }\n}\n"
+
+
+@pytest.mark.parametrize("text, needle", [
+    (GOOD + "Password = s3cr3t-a, s3cr3t-b\n", "ClusterServerPool.Password"),
+    (GOOD + "User = app\nPassword = s3cr3t-a,s3cr3t-b\n", "ClusterServerPool.Password"),
+    (GOOD + "Password s3cr3t-a\n", "line 12"),
+    (GOOD + "[Authority]\n[[app]]\nPassword = s3cr3t-a, s3cr3t-b\nMode = write\n", "Authority.app.Password"),
+    (GOOD.replace("[ClusterServerPool]", "[SentinelServerPool]").replace("Servers =", "Sentinels =")
+     + "SentinelPassword = s3cr3t-a, s3cr3t-b\n[[g]]\n", "SentinelServerPool.SentinelPassword"),
+    (PREDIXY_POOL % '    Password "s3cr3t-a"s3cr3t-b', ":3:"),
+])
+def test_config_errors_never_show_a_password(tmp_path, text, needle):
+    """A comma makes a list of a password: the error must say so without the value,
+    in load(), with -t and when starting."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    assert needle in str(e.value) and "s3cr3t" not in str(e.value), str(e.value)
+    for args in (["-t", "-c", path], ["-c", path]):
+        run = run_cli(*args)
+        assert run.returncode != 0 and needle in run.stderr + run.stdout
+        assert "s3cr3t" not in run.stderr + run.stdout, run.stderr
