@@ -194,6 +194,17 @@ def test_garbage_is_a_protocol_error():
             Framer().feed(bad)
 
 
+def test_lengths_out_of_range_are_protocol_errors():
+    """A count the framer would wait on forever (a negative attribute, -2,
+    2**40 elements) is refused at once, as hiredis refuses it."""
+    for bad in (b"$-2\r\n", b"*-2\r\n", b"%-3\r\n", b"|-1\r\n+x\r\n", b"|99999999999\r\n",
+                b"*4294967296\r\n", b"~99999999999\r\n"):
+        with pytest.raises(ProtocolError):
+            Framer().feed(bad)
+    assert Framer().feed(b"$-1\r\n*-1\r\n%-1\r\n|0\r\n:1\r\n") == [b"$-1\r\n", b"*-1\r\n", b"%-1\r\n",
+                                                                       b"|0\r\n:1\r\n"]
+
+
 def test_split_and_elements():
     reply = b"*3\r\n$1\r\na\r\n*1\r\n:1\r\n_\r\n"
     assert elements(reply) == [b"$1\r\na\r\n", b"*1\r\n:1\r\n", b"_\r\n"]
