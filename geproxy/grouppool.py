@@ -179,6 +179,8 @@ class GroupServerPool(ServerPool):
                             self._refresh_now.set()
             except (BackendError, OSError, ProtocolError) as e:
                 log.debug("sentinel %s: %s", addr, e)
+            except Exception:  # a bug of ours must not stop the listening for good
+                log.exception("sentinel %s: listener failed; listening again", addr)
             finally:
                 if sock is not None:
                     sock.close()
