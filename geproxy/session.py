@@ -35,7 +35,7 @@ class Session:
     __slots__ = ("proxy", "sender", "sock", "address", "id", "proto", "login", "via", "name", "lib",
                  "created", "active", "db", "replies", "backlog", "backlog_bytes", "stash", "last_write_slot",
                  "writer", "closing", "busy", "blocked", "greenlet", "mute", "last_cmd", "closed", "txn",
-                 "pubsub", "grant", "plain", "reply_size", "_scheduled", "_waiter", "_loop")
+                 "pubsub", "grant", "plain", "reply_size", "_scheduled", "_waiter", "_wake_at", "_loop")
 
     def __init__(self, proxy, sock, address):
         self.proxy = proxy
@@ -71,6 +71,7 @@ class Session:
         self.reply_size = GUESS     # recent reply size, for ClientMaxInflightBytes (see room)
         self._scheduled = False
         self._waiter = None         # Event for settle() / closing: woken as output drains
+        self._wake_at = 0           # ... once this few replies are due (room: half the limit)
         self._loop = gevent.get_hub().loop
 
     # -- reading --
@@ -133,7 +134,9 @@ class Session:
             room = self.room()
             if room <= 0:
                 self.flush()
+                self._wake_at = self.limit() // 2
                 self._wait_until(lambda: self.room() * 2 >= self.limit())
+                self._wake_at = 0
                 continue
             if len(commands) <= room:
                 batch, commands = commands, None
@@ -229,7 +232,7 @@ class Session:
                 self._queue(out)
             else:
                 self._write(out[0] if len(out) == 1 else b"".join(out))
-        if out or not q:  # who waits on output (settle, room, closing) checks again
+        if len(q) <= self._wake_at:  # who waits on output (settle, room, closing) checks again
             self._wake()
 
     def settle(self):
