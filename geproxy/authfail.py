@@ -23,7 +23,6 @@ TOO_MANY = error("ERR geproxy: too many failed AUTH attempts on this connection;
 FREE = 2            # failures answered at once (typos happen)
 FIRST_DELAY = 0.05  # seconds before the reply to the first failure past FREE, doubling each time
 MAX_DELAY = 1.0
-PRUNE_AT = 256      # sessions remembered before the closed ones are forgotten
 
 
 class SampledLog:
@@ -51,27 +50,16 @@ FAILED_AUTH = SampledLog()
 CLOSED = SampledLog("closing %s: too many failed AUTH attempts")
 
 
-class Failures:
-    """Failed AUTHs per live connection (a Session has no room of its own for them)."""
-
-    def __init__(self):
-        self.counts = {}    # Session -> failures on that connection
-
-    def failed(self, session, limit: int) -> bytes:
-        """The reply to one more failed AUTH on `session`: WRONGPASS after a
-        delay growing with the failures so far, or TOO_MANY (the session
-        closes after it) at the `limit`th (0: never closed)."""
-        FAILED_AUTH.note(session.peer())
-        if len(self.counts) >= PRUNE_AT:
-            self.counts = {s: n for s, n in self.counts.items() if not s.closed}
-        n = self.counts[session] = self.counts.get(session, 0) + 1
-        if limit and n >= limit:
-            CLOSED.note(session.peer())
-            session.closing = True
-            return TOO_MANY
-        if n > FREE:
-            gevent.sleep(min(FIRST_DELAY * 2 ** (n - FREE - 1), MAX_DELAY))
-        return WRONGPASS
-
-
-FAILURES = Failures()
+def failed(session, limit: int) -> bytes:
+    """The reply to one more failed AUTH on `session`: WRONGPASS after a delay
+    growing with the failures so far, or TOO_MANY (the session closes after
+    it) at the `limit`th (0: never closed)."""
+    FAILED_AUTH.note(session.peer())
+    n = session.auth_failures = session.auth_failures + 1
+    if limit and n >= limit:
+        CLOSED.note(session.peer())
+        session.closing = True
+        return TOO_MANY
+    if n > FREE:
+        gevent.sleep(min(FIRST_DELAY * 2 ** (n - FREE - 1), MAX_DELAY))
+    return WRONGPASS

@@ -2,8 +2,7 @@
 QUIT, RESET) and things that only make sense for the proxy (INFO, CLUSTER
 KEYSLOT).  Each handler takes (session, args) and returns reply bytes."""
 
-from . import __version__, clientcmd, configcmd, info, private
-from .authfail import FAILURES
+from . import __version__, authfail, clientcmd, configcmd, info, private
 from .authority import redis_user
 from .login import Login
 from .resp import NOT_READY, OK, PONG, bulk, error, integer, mapping, simple, verbatim
@@ -95,7 +94,7 @@ def _redis_login(session, user, password):
 def _failed(session):
     """Counted, logged, slowed down, and past AuthFailureLimit the connection closes (authfail.py)."""
     session.proxy.stats.auth_failures += 1
-    return FAILURES.failed(session, session.proxy.cfg.AuthFailureLimit)
+    return authfail.failed(session, session.proxy.cfg.AuthFailureLimit)
 
 
 def reset(session, args):

@@ -35,7 +35,7 @@ class Session:
     __slots__ = ("proxy", "sender", "sock", "address", "id", "proto", "login", "via", "name", "lib",
                  "created", "active", "db", "replies", "backlog", "backlog_bytes", "stash", "last_write_slot",
                  "writer", "closing", "busy", "blocked", "greenlet", "mute", "last_cmd", "closed", "txn",
-                 "pubsub", "grant", "plain", "reply_size", "_scheduled", "_waiter", "_wake_at", "_loop")
+                 "pubsub", "grant", "plain", "reply_size", "auth_failures", "_scheduled", "_waiter", "_wake_at", "_loop")
 
     def __init__(self, proxy, sock, address):
         self.proxy = proxy
@@ -68,6 +68,7 @@ class Session:
         self.grant = proxy.authority.default   # what this client may do (None: must AUTH first)
         self.plain = True           # unrestricted, no MULTI, not in RESP2 pub/sub: the router's fast path
         self.update_mode()
+        self.auth_failures = 0      # on this connection, for AuthFailureLimit (authfail.py)
         self.reply_size = GUESS     # recent reply size, for ClientMaxInflightBytes (see room)
         self._scheduled = False
         self._waiter = None         # Event for settle() / closing: woken as output drains
