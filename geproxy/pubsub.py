@@ -40,6 +40,7 @@ SET_OF = {"subscribe": "channels", "unsubscribe": "channels", "psubscribe": "pat
 PING = b"*1\r\n$4\r\nPING\r\n"
 NOTIFY = channels.NOTIFY  # __keyspace@0__:..., __keyevent@0__:...: published on the key's node only
 MESSAGES = {b"message": 1, b"smessage": 1, b"pmessage": 2}   # kind -> where its channel is
+ECHO_WAIT = 2.0     # seconds a subscription waits for the other masters to confirm it
 
 
 def not_allowed(name):
@@ -58,6 +59,8 @@ class PubSub:
         self.swaps = {}         # conn key -> deque: per PING sent, None or the reply to give instead
         self._settled = None
         self.echoes = {}        # master addr -> PrivateConn for keyspace notifications (see _echo)
+        self.echo_due = {}      # master addr -> subscribe confirmations still to come on its echo
+        self._echoed = None     # Event: every echo confirmed what _echo sent
 
     def subscribed(self):
         return any(s for sets in self.names.values() for s in sets.values())
@@ -92,9 +95,12 @@ class PubSub:
         if name == "ping":
             return self.answer_through(None, raw)
         home = self.sender.pool.home()
-        reply = self._send(GLOBAL, home, raw, name, names)
         notify = [n for n in names if channels.may_notify(n, name.startswith("p"))]
-        if reply == b"" and (notify or not names):
+        subscribing = name in ("subscribe", "psubscribe")
+        if subscribing and notify:  # active on every master before the home master confirms
+            self._echo(home, name, notify)
+        reply = self._send(GLOBAL, home, raw, name, names)
+        if not subscribing and reply == b"" and (notify or not names):
             self._echo(home, name, notify)
         return reply
 
@@ -102,10 +108,16 @@ class PubSub:
         """Keyspace notifications are published only on the node that holds the
         key: (un)subscribe the names that can match `__key...` channels on every
         other master too, on connections that forward only those notifications
-        (PUBLISH is broadcast: the home master delivers everything else once)."""
+        (PUBLISH is broadcast: the home master delivers everything else once).
+        A subscription waits (at most ECHO_WAIT) until every master confirmed it,
+        so the client's confirmation, which the home master sends after, means
+        that no notification from any master can be missed any more."""
         if name.startswith(("subscribe", "psubscribe")) and not names:
             return
         raw = command(name, *names)
+        subscribing = not name.endswith("unsubscribe")
+        if subscribing:
+            self._echoed = Event()
         for server in self.sender.pool.masters:
             if server is home:
                 continue
@@ -122,24 +134,41 @@ class PubSub:
                 self.readers[("echo", server.addr)] = gevent.spawn(self._read_echo, server.addr, conn)
             try:
                 conn.send(raw)
+                if subscribing:
+                    self.echo_due[server.addr] = self.echo_due.get(server.addr, 0) + len(names)
             except private.ERRORS:
                 self._drop_echo(server.addr)
+        if subscribing:
+            if any(self.echo_due.values()) and not self._echoed.wait(ECHO_WAIT):
+                log.warning("client %s: a master did not confirm %s within %ss; confirming anyway",
+                            self.session.peer(), name, ECHO_WAIT)
+            self._echoed = None
 
     def _read_echo(self, addr, conn):
         try:
             while True:
                 msg = conn.read_reply(timeout=None)
                 parsed = decode(msg)
-                if isinstance(parsed, list) and parsed[:1] in ([b"message"], [b"pmessage"]):
-                    channel = parsed[1] if parsed[0] == b"message" else parsed[2]
+                kind = parsed[0] if isinstance(parsed, list) and parsed else None
+                if kind in (b"message", b"pmessage"):
+                    channel = parsed[1] if kind == b"message" else parsed[2]
                     if channel.startswith(NOTIFY) and self._may_hear(channel):
                         self.session.push(msg)
+                elif kind in (b"subscribe", b"psubscribe") and self.echo_due.get(addr):
+                    self.echo_due[addr] -= 1
+                    self._echo_confirmed()
         except private.ERRORS:
             self._drop_echo(addr)
+
+    def _echo_confirmed(self):
+        if self._echoed is not None and not any(self.echo_due.values()):
+            self._echoed.set()
 
     def _drop_echo(self, addr):
         conn = self.echoes.pop(addr, None)
         self.readers.pop(("echo", addr), None)
+        self.echo_due.pop(addr, None)   # a master lost confirms nothing: wait no more for it
+        self._echo_confirmed()
         if conn is not None:
             conn.close()
 
