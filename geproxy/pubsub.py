@@ -157,8 +157,12 @@ class PubSub:
                 elif kind in (b"subscribe", b"psubscribe") and self.echo_due.get(addr):
                     self.echo_due[addr] -= 1
                     self._echo_confirmed()
-        except private.ERRORS:
+        except Exception as e:  # the node's doing or a bug of ours: logged once, the echo dropped
+            private.failed(self._echo_server(addr), e)
             self._drop_echo(addr)
+
+    def _echo_server(self, addr):
+        return next((m for m in self.sender.pool.masters if m.addr == addr), None)
 
     def _echo_confirmed(self):
         if self._echoed is not None and not any(self.echo_due.values()):
@@ -198,8 +202,8 @@ class PubSub:
                 return NOT_READY
             try:
                 conn = private.checkout(server, self.session.via)
-            except private.ERRORS as e:
-                return error("ERR geproxy: %s" % e)
+            except Exception as e:
+                return private.failed(server, e)
             self.conns[key] = conn
             self.names[key] = {"channels": set(), "patterns": set(), "shard": set()}
             self.due[key] = 0
@@ -251,7 +255,9 @@ class PubSub:
                 if not self.due[key] and not any(self.names[key].values()):
                     self._drop(key)  # nothing subscribed, nothing due: release it
                     return
-        except private.ERRORS as e:
+        except Exception as e:  # the node's doing or a bug of ours: the client learns it lost them
+            if not isinstance(e, private.ERRORS):
+                log.error("client %s: pub/sub reader failed", session.peer(), exc_info=e)
             self._lost(key, e)
 
     def _may_hear(self, channel):
