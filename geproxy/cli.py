@@ -53,7 +53,7 @@ def run_worker(cfg, listener=None, worker_id=None, rundir=None):
     import gevent
     import gevent.event
 
-    from . import metrics
+    from . import greenlets, metrics
     from .proxy import Proxy
 
     handler = logs.setup(cfg)
@@ -68,7 +68,7 @@ def run_worker(cfg, listener=None, worker_id=None, rundir=None):
         if worker_id is None:
             metrics.start_for_proxy(proxy)
         else:
-            gevent.spawn(metrics.write_snapshots, proxy, rundir, worker_id)
+            greenlets.spawn(metrics.write_snapshots, proxy, rundir, worker_id)
     stop.wait()
     log.info("shutting down")
     proxy.stop()

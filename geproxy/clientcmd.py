@@ -10,9 +10,8 @@ not KILL, PAUSE, UNPAUSE or UNBLOCK."""
 
 import time
 
-import gevent
 
-from . import private
+from . import greenlets, private
 from .authority import ADMIN, NOPERM
 from .pause import Pause, readonly_functions
 from .resp import OK, bulk, command, error, integer, null, verbatim
@@ -248,7 +247,7 @@ def pause(session, args):
     master = proxy.pool.home()
     listing = private.call_each([master], command("FUNCTION", "LIST"))[0] if master and writes_only else b"*0\r\n"
     proxy.pause = Pause(until, writes_only, readonly_functions(listing))
-    gevent.spawn_later(ms / 1000.0 + 0.001, _end_pause, proxy, proxy.pause)
+    greenlets.spawn_later(ms / 1000.0 + 0.001, _end_pause, proxy, proxy.pause)
     return OK
 
 

@@ -15,6 +15,7 @@ import random
 
 import gevent
 
+from . import greenlets
 from .connection import BackendError, Connection, dial, handshake_commands, read_replies
 from .distribution import Placement
 from .framer import Framer
@@ -63,9 +64,9 @@ class GroupServerPool(ServerPool):
             self.refresh()
         except BackendError as e:
             log.error("no group reachable yet (%s); retrying in the background", e)
-        self._greenlets = [gevent.spawn(self._refresher)]
+        self._greenlets = [greenlets.spawn(self._refresher)]
         if self.by_sentinel:
-            self._greenlets += [gevent.spawn(self._listen, addr) for addr in self.sentinels]
+            self._greenlets += [greenlets.spawn(self._listen, addr) for addr in self.sentinels]
 
     def stop(self):
         for g in self._greenlets:

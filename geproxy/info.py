@@ -3,13 +3,10 @@
 Redis's own sections (redisinfo.py) for the tools that read those.  A section
 name of either set selects it (`stats` selects both)."""
 
-import gc
 import resource
 import time
 
-from greenlet import greenlet
-
-from . import __version__, redisinfo
+from . import __version__, greenlets, redisinfo
 
 
 def render(proxy, args, via=2, keyspace=True):
@@ -53,7 +50,7 @@ def _systemresource(proxy):
     return _lines("SystemResource", [
         ("UsedMemory", rss), ("MaxMemory", proxy.cfg.MaxMemory), ("MaxRSS", usage.ru_maxrss * 1024),
         ("UsedCpuSys", "%.3f" % usage.ru_stime), ("UsedCpuUser", "%.3f" % usage.ru_utime),
-        ("Greenlets", sum(1 for o in gc.get_objects() if isinstance(o, greenlet))),
+        ("Greenlets", greenlets.alive()),
         ("BackendConnections", sum(s.connections for s in proxy.pool.servers.values())),
     ])
 

@@ -15,7 +15,7 @@ import time
 import gevent
 from gevent.event import Event
 
-from . import private
+from . import greenlets, private
 from .resp import command
 
 log = logging.getLogger("geproxy.monitor")
@@ -40,7 +40,7 @@ class Monitor:
             self.watchers.append(session)
         if not self.feeds:
             started = [Event() for _ in self.pool.masters]
-            self.feeds = [gevent.spawn(self._feed, server, ready)
+            self.feeds = [greenlets.spawn(self._feed, server, ready)
                           for server, ready in zip(self.pool.masters, started)]
             for ready in started:
                 ready.wait(READY_WITHIN)

@@ -20,7 +20,7 @@ from collections import deque
 
 import gevent
 
-from . import gsock
+from . import greenlets, gsock
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
 from .login import credentials
@@ -84,7 +84,7 @@ class NodeLink:
         if self.state == IDLE:
             if self.queue:
                 self.state = CONNECTING
-                gevent.spawn(self._connect)
+                greenlets.spawn(self._connect)
             return
         if self.state != READY or self.writing or not self.queue or self.server.holds:
             return
@@ -120,7 +120,7 @@ class NodeLink:
             return
         if sent < len(data):
             self.writing = True
-            gevent.spawn(self._write_rest, data[sent:])
+            greenlets.spawn(self._write_rest, data[sent:])
 
     def _script_barrier(self, batch):
         """What of `batch` to write now: a script goes alone on a connection with
@@ -161,7 +161,7 @@ class NodeLink:
         """Requests wait behind a script: look again when it has run BUSY_AFTER."""
         if not self.recheck:
             self.recheck = True
-            gevent.spawn_later(BUSY_AFTER - (time.monotonic() - self.held_since) + 0.01, self._recheck)
+            greenlets.spawn_later(BUSY_AFTER - (time.monotonic() - self.held_since) + 0.01, self._recheck)
 
     def _recheck(self):
         self.recheck = False
@@ -198,7 +198,7 @@ class NodeLink:
         server.connections += 1
         self.sock = sock
         self.state = READY
-        self.reader = gevent.spawn(self._read_guarded, sock, self.inflight)
+        self.reader = greenlets.spawn(self._read_guarded, sock, self.inflight)
         self._flush()
 
     # -- reading: cut replies, complete requests in order --

@@ -13,6 +13,7 @@ from collections import deque
 
 import gevent
 
+from . import greenlets
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
 from .login import credentials
@@ -135,7 +136,7 @@ def call_each(servers, raw, via=2, keep=True):
     must not queue behind other clients' requests (SCRIPT KILL behind the very
     script it stops) or concerns every node (CONFIG SET).  keep=False closes
     the connections after (for what is asked now and then, like INFO)."""
-    jobs = [gevent.spawn(_call_one, server, raw, via, keep) for server in servers]
+    jobs = [greenlets.spawn(_call_one, server, raw, via, keep) for server in servers]
     gevent.joinall(jobs)
     return [job.value for job in jobs]
 

@@ -17,6 +17,7 @@ import psutil
 from gevent import socket as gsocket
 from gevent.server import StreamServer
 
+from . import greenlets
 from .authority import Authority
 from .latency import LatencyMonitors
 from .monitor import Monitor
@@ -148,13 +149,13 @@ class Proxy:
         listener.setblocking(False)
         self.apply_shared_config()  # a worker (re)started after a CONFIG SET starts with it
         self.pool.start()  # know the cluster before taking clients (or start anyway: CLUSTERDOWN)
-        self.server = StreamServer(listener, self._handle)
+        self.server = StreamServer(listener, self._handle, spawn=greenlets.spawn)
         self.server.start()
         # What exists now (command table, slot map, modules) lives as long as the process: keep
         # the cyclic GC from scanning it again and again under the allocation rate of requests.
         gc.freeze()
         log.info("geproxy %s listening on %s", self.cfg.Name, self.cfg.Bind)
-        self._watchers = [gevent.spawn(self._watch_memory), gevent.spawn(self._reap_idle)]
+        self._watchers = [greenlets.spawn(self._watch_memory), greenlets.spawn(self._reap_idle)]
 
     def stop(self, timeout: float = None) -> None:
         """Graceful: stop accepting and reading clients, answer every command

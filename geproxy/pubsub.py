@@ -23,7 +23,7 @@ import gevent
 import hiredis
 from gevent.event import Event
 
-from . import channels, private
+from . import channels, greenlets, private
 from .resp import NOT_READY, SLOT_DOWN, command, decode, error
 
 log = logging.getLogger("geproxy.pubsub")
@@ -131,7 +131,7 @@ class PubSub:
                     log.warning("client %s: no keyspace notifications from %s: %s", self.session.peer(),
                                 server.addr, e)
                     continue
-                self.readers[("echo", server.addr)] = gevent.spawn(self._read_echo, server.addr, conn)
+                self.readers[("echo", server.addr)] = greenlets.spawn(self._read_echo, server.addr, conn)
             try:
                 conn.send(raw)
                 if subscribing:
@@ -208,7 +208,7 @@ class PubSub:
             self.names[key] = {"channels": set(), "patterns": set(), "shard": set()}
             self.due[key] = 0
             self.swaps[key] = deque()
-            self.readers[key] = gevent.spawn(self._read, key, conn)
+            self.readers[key] = greenlets.spawn(self._read, key, conn)
         self.due[key] += self._track(key, name, names)
         try:
             conn.send(raw)

@@ -13,14 +13,13 @@ client's session.
 import logging
 import random
 
-import gevent
 
 try:  # CPython's own SHA-1: hashlib would load OpenSSL, about 4 MiB of RSS for one hash
     from _sha1 import sha1
 except ImportError:  # another Python
     from hashlib import sha1
 
-from . import redirect as redirects
+from . import greenlets, redirect as redirects
 from .redirect import MAX_REDIRECTS
 from .request import ASKING, DISCARD, Request, Roaming
 from .resp import NOT_READY, SLOT_DOWN, command, decode, server_failed
@@ -130,7 +129,7 @@ class Sender:
             self._answer(req, redirects.too_many(reply))
             return True
         if kind == redirects.TRYAGAIN:
-            gevent.spawn_later(0.02 * req.redirects, self._retry, req)
+            greenlets.spawn_later(0.02 * req.redirects, self._retry, req)
             return True
         where = node.addr if node is not None else "?"
         to = redirects.parse(reply, where)

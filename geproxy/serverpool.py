@@ -11,6 +11,7 @@ import random
 import gevent
 from gevent.event import Event
 
+from . import greenlets
 from .commands import CommandTable
 from .connection import BackendError, Connection
 from .readpolicy import ReadGroup, replicas_read
@@ -154,7 +155,7 @@ class ClusterServerPool(ServerPool):
             self.refresh()
         except BackendError as e:
             log.error("no cluster node reachable yet (%s); retrying in the background", e)
-        self._greenlet = gevent.spawn(self._refresher)
+        self._greenlet = greenlets.spawn(self._refresher)
 
     def stop(self):
         if self._greenlet is not None:

@@ -17,7 +17,7 @@ from collections import deque
 import gevent
 from gevent.event import Event
 
-from . import gsock
+from . import greenlets, gsock
 from .login import Login
 from .reqparser import RequestParser
 from .resp import error
@@ -268,7 +268,7 @@ class Session:
             self._abort()
             return
         if sent < len(data):
-            self.writer = gevent.spawn(self._drain)
+            self.writer = greenlets.spawn(self._drain)
             self._queue([data[sent:]])
 
     def _queue(self, items):
