@@ -48,6 +48,7 @@ class RequestParser:
         self.buf = bytearray()
         self.max_bulk = max_bulk
         self._partial = None        # (count, args so far, offset) of a command still arriving
+        self._rest = b""            # bytes after the command _feed(until=) finished
 
     def pending(self) -> int:
         """Bytes received but not yet part of a complete command."""
@@ -56,24 +57,39 @@ class RequestParser:
     def feed(self, data: bytes) -> tuple:
         """Add `data` and return (commands, error): the complete commands, and a
         ProtocolError when the bytes after them are not RESP (the caller answers
-        the commands, then the error, then closes)."""
-        if not self.buf and data[:1] == b"*" and not _HUGE_COUNT.search(data.translate(_AGGREGATES)):
-            commands = self._fast(data)
-            if commands is not None:
-                return commands, None
-        return self._feed(data)
+        the commands, then the error, then closes).
+
+        A deep pipeline arrives cut anywhere: the exact path finishes the
+        command a read cut, the fast path takes the whole canonical commands
+        after it, and the exact path keeps the cut one at the end."""
+        out = []
+        if self.buf:
+            out, err = self._feed(data, until=len(self.buf))
+            if err is not None or self.buf:     # refused, or the cut command is still arriving
+                return out, err
+            data = self._rest
+            self._rest = b""
+        if data[:1] == b"*" and not _HUGE_COUNT.search(data.translate(_AGGREGATES)):
+            commands, pos = self._fast(data)
+            if pos == len(data):
+                return (out + commands if out else commands), None
+            out += commands
+            data = data[pos:]
+        more, err = self._feed(data)
+        return (out + more if out else more), err
 
     def _fast(self, data):
-        """The common case, whole canonical RESP commands, parsed by hiredis.
+        """Whole canonical RESP commands at the start of data, parsed by hiredis:
+        (commands, where they end).
 
         hiredis reads lengths as string2ll does, but takes any RESP type where
         Redis takes only bulks.  So each command is proven canonical on the way:
         '*' where it starts, '$' where each argument starts and "\\r\\n" where it
         ends, at the offsets the canonical encoding of the arguments gives; a
         '$' there makes hiredis's bulk of that length the bytes Redis will read.
-        The last command must end where data ends.  Then each command's raw
-        bytes are a slice of data.  Anything else (a partial command, odd
-        encodings, errors) returns None and takes the exact, slower path."""
+        Then each command's raw bytes are a slice of data.  What follows the
+        proven commands (a cut command, odd encodings, errors) is left to the
+        exact path."""
         global _shared
         reader = _shared
         reader.feed(data)
@@ -83,10 +99,7 @@ class RequestParser:
         try:
             while True:
                 args = reader.gets()
-                if args is False:
-                    break
-                if data[pos] != 42 or args.__class__ is not list:  # '*'
-                    pos = -1
+                if args is False or data[pos] != 42 or args.__class__ is not list:  # '*'
                     break
                 end = pos + _HEAD[len(args)]
                 for a in args:
@@ -98,20 +111,23 @@ class RequestParser:
                 out.append((args, data[pos:end]))
                 pos = end
         except Exception:  # ProtocolError, odd types (TypeError), MemoryError, not canonical: the exact path decides
-            pos = -1
-        if pos == len(data):
-            return out
-        _shared = hiredis.Reader()  # whatever it holds is not ours to keep
-        return None
+            pass
+        if pos != len(data):
+            _shared = hiredis.Reader()  # whatever it holds is not ours to keep
+        return out, pos
 
-    def _feed(self, data):
+    def _feed(self, data, until=None):
+        """The exact path over what is held and `data`; with `until`, it stops at
+        the first command boundary at or past that offset and leaves the bytes
+        after it in self._rest (for the fast path)."""
         buf = self.buf
         buf += data
         out = []
         pos = 0
         err = None
+        stop = len(buf) if until is None else until
         try:
-            while pos < len(buf):
+            while pos < stop:
                 if buf[pos] == 42:  # '*'
                     end = self._multibulk(buf, pos, out)
                 else:
@@ -122,7 +138,11 @@ class RequestParser:
         except ProtocolError as e:
             err = e
             pos = len(buf)
-        del buf[:pos]
+        if until is not None and pos >= until:
+            self._rest = bytes(buf[pos:])
+            buf.clear()
+        else:
+            del buf[:pos]
         return out, err
 
     def _multibulk(self, buf, pos, out):
@@ -202,11 +222,10 @@ def _line_end(buf, start, too_big):
 
 def _int(buf, start, end, what):
     """A length as Redis's string2ll reads it: canonical digits only."""
-    digits = bytes(buf[start:end])
-    if _CANONICAL.match(digits) is None:
+    if _CANONICAL.match(buf, start, end) is None:
         raise ProtocolError(what)
-    n = int(digits)
-    if not -_LLONG <= n < _LLONG:
+    n = int(buf[start:end])
+    if end - start > 18 and not -_LLONG <= n < _LLONG:
         raise ProtocolError(what)
     return n
 
