@@ -8,23 +8,12 @@ cluster itself is asked that nothing changed."""
 import pytest
 import redis
 
-from conftest import HOST, RawClient, start_proxy
+from authhelp import CLASSES, proxy_with, raw_clients
+from conftest import HOST
 from opshelp import ask, call
 from test_authority_walkaround import build, keyed_commands
 
-AUTHORITY = """\
-[Authority]
-[[default]]
-Mode = read
-KeyPrefix = pub.
-[[ops]]
-Password = ops-pw
-Mode = admin
-[[app]]
-Password = app-pw
-Mode = write
-ReadKeyPrefix = User, Stats
-WriteKeyPrefix = User
+AUTHORITY = CLASSES + """\
 [[drop]]
 Password = drop-pw
 Mode = write
@@ -35,11 +24,7 @@ DROP = "Drop:{k}"           # writable by the drop class, never readable by it
 NOPERM_KEY = "no permissions to access one of the keys"
 
 
-@pytest.fixture(scope="module")
-def p(cluster):
-    px = start_proxy(cluster, extra_conf=AUTHORITY)
-    yield px
-    px.stop()
+p = proxy_with(AUTHORITY)
 
 
 @pytest.fixture(scope="module")
@@ -58,19 +43,7 @@ def drop(p, ops):
     ops.delete(DROP, "Drop:{k}2", "Drop:{k}l", "Drop:{k}l2", "Drop:{k}s", "Drop:{k}z")
 
 
-@pytest.fixture
-def client(p):
-    made = []
-
-    def make(password=None):
-        c = RawClient(p.port)
-        made.append(c)
-        if password:
-            assert ask(c, "AUTH", password) == b"+OK\r\n"
-        return c
-    yield make
-    for c in made:
-        c.close()
+client = raw_clients()
 
 
 def on_node(cluster, key):

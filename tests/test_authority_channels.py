@@ -9,48 +9,20 @@ import time
 
 import pytest
 
-from conftest import RawClient, replies, resp_end, start_proxy
+from authhelp import CLASSES, proxy_with, raw_clients
+from conftest import replies, resp_end
 from geproxy.resp import command
 from clusterhelp import owner_of
 from opshelp import ask
 
-AUTHORITY = """\
-[Authority]
-[[default]]
-Mode = read
-KeyPrefix = pub.
-[[ops]]
-Password = ops-pw
-Mode = admin
-[[app]]
-Password = app-pw
-Mode = write
-ReadKeyPrefix = User, Stats
-WriteKeyPrefix = User
-"""
+AUTHORITY = CLASSES
 NOPERM_CHANNEL = b"-NOPERM this user has no permissions to access one of the channels used as arguments\r\n"
 
 
-@pytest.fixture(scope="module")
-def p(cluster):
-    px = start_proxy(cluster, extra_conf=AUTHORITY)
-    yield px
-    px.stop()
+p = proxy_with(AUTHORITY)
 
 
-@pytest.fixture
-def client(p):
-    made = []
-
-    def make(password=None):
-        c = RawClient(p.port)
-        made.append(c)
-        if password:
-            assert ask(c, "AUTH", password) == b"+OK\r\n"
-        return c
-    yield make
-    for c in made:
-        c.close()
+client = raw_clients()
 
 
 def patterns_on_nodes(cluster):

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from conftest import RawClient, free_port, render_config, replies, start_proxy
+from authhelp import proxy_with, raw_clients
+from conftest import RawClient, free_port, render_config, replies
 from geproxy.resp import command
 from opshelp import ask, fields, info, spawn, wait_for
 
@@ -32,26 +33,10 @@ WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n
 TOO_MANY = b"-ERR geproxy: too many failed AUTH attempts on this connection; closing it\r\n"
 
 
-@pytest.fixture(scope="module")
-def p(cluster):
-    px = start_proxy(cluster, extra_conf=AUTHORITY)
-    yield px
-    px.stop()
+p = proxy_with(AUTHORITY)
 
 
-@pytest.fixture
-def client(p):
-    made = []
-
-    def make(password=None):
-        c = RawClient(p.port, timeout=15)
-        made.append(c)
-        if password:
-            assert ask(c, "AUTH", password) == b"+OK\r\n"
-        return c
-    yield make
-    for c in made:
-        c.close()
+client = raw_clients(15)
 
 
 def is_admin(c):

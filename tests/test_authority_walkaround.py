@@ -8,22 +8,11 @@ outside key was created or changed."""
 import pytest
 import redis
 
-from conftest import HOST, RawClient, start_proxy
+from authhelp import CLASSES, proxy_with
+from conftest import HOST, RawClient
 from opshelp import ask, fields, info
 
-AUTHORITY = """\
-[Authority]
-[[default]]
-Mode = read
-KeyPrefix = pub.
-[[ops]]
-Password = ops-pw
-Mode = admin
-[[app]]
-Password = app-pw
-Mode = write
-ReadKeyPrefix = User, Stats
-WriteKeyPrefix = User
+AUTHORITY = CLASSES + """\
 [[scripter]]
 Password = lua-pw
 Mode = write
@@ -36,11 +25,7 @@ SUBCOMMANDS = [["OBJECT", "ENCODING", OUT], ["OBJECT", "FREQ", OUT], ["XINFO", "
                ["XINFO", "GROUPS", OUT], ["MEMORY", "USAGE", OUT], ["XGROUP", "CREATE", OUT, "g", "$", "MKSTREAM"]]
 
 
-@pytest.fixture(scope="module")
-def p(cluster):
-    px = start_proxy(cluster, extra_conf=AUTHORITY)
-    yield px
-    px.stop()
+p = proxy_with(AUTHORITY)
 
 
 @pytest.fixture(scope="module")
