@@ -12,7 +12,6 @@ one list per batch.
 import logging
 import time
 
-import gevent
 from gevent.event import Event
 
 from . import greenlets, private

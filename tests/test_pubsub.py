@@ -347,7 +347,7 @@ def test_confirmed_subscription_misses_nothing(proxy, r, cluster):
     """The confirmation of a PSUBSCRIBE that hears keyspace notifications comes
     only once every master has the subscription: writes made right after it
     on every master are all heard, 200 times over; PUBLISH too."""
-    from conftest import HOST, RawClient
+    from conftest import RawClient
     from clusterhelp import keys_per_master
     from geproxy.resp import command
     assert r.config_set("notify-keyspace-events", "KA")

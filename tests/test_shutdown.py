@@ -46,7 +46,6 @@ def pipeliner(port, key, out, started):
 
 @pytest.mark.parametrize("workers,runs", [(1, 10), (2, 3)])
 def test_sigterm_answers_every_command_redis_ran(make_proxy, cluster, workers, runs):
-    import redis
     from redis.cluster import RedisCluster
     rc = RedisCluster(host=HOST, port=cluster.ports[0])
     try:
