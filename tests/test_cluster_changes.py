@@ -137,7 +137,7 @@ def test_failed_node_is_marked_then_retried(cluster, make_proxy):
         t = time.time()
         with pytest.raises(redis.ResponseError, match="marked failed"):
             c.get(vkey)
-        assert time.time() - t < 0.1            # answered at once, no waiting on the dead node
+        assert time.time() - t < 0.3            # answered at once, not after ServerTimeout (1 s)
         assert c.set(okey, 2) and c.get(okey) == b"2"  # other slots are unaffected
         info = proxy_info(p.port, "servers")
         block = info.split("Server:127.0.0.1:%d" % victim)[1].split("\r\n\r\n")[0]

@@ -372,7 +372,7 @@ def test_backend_that_never_answers(fc, proxies):
     assert stopped_for < 1.8, "the node was stopped %.2fs (cluster node timeout is 2s)" % stopped_for
     for dt, msg in timings:
         assert dt <= 1.0, "a request to the stopped node took %.2fs (%s)" % (dt, msg)
-    assert max(fast) < 0.1, fast
+    assert max(fast) < 0.2, fast           # a wait would be ServerTimeout, 0.3 s
     assert max(other) < 0.2, other
     assert wait_for(lambda: _get_or_none(c, vkeys[0]) == vkeys[0].encode(), 5, 0.1), \
         "slots of the resumed node not served again\n" + p.log_tail(20)
