@@ -164,10 +164,10 @@ class Proxy:
         if self.server is not None:
             self.server.close()
             deadline = time.time() + (self.cfg.GracefulTimeout if timeout is None else timeout)
-            while any(s.replies or s.busy or s.writer is not None for s in self.sessions.values()):
+            while any(s.owes() for s in self.sessions.values()):
                 if time.time() >= deadline:
                     log.warning("stopping with replies still due to %d clients (GracefulTimeout)",
-                                sum(1 for s in self.sessions.values() if s.replies or s.busy))
+                                sum(1 for s in self.sessions.values() if s.owes()))
                     break
                 gevent.sleep(0.02)
             self.server.stop(timeout=0.1)

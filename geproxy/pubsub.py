@@ -131,7 +131,7 @@ class PubSub:
                     log.warning("client %s: no keyspace notifications from %s: %s", self.session.peer(),
                                 server.addr, e)
                     continue
-                self.readers[("echo", server.addr)] = greenlets.spawn(self._read_echo, server.addr, conn)
+                self.readers[("echo", server.addr)] = greenlets.spawn(self._read_echo, server, conn)
             try:
                 conn.send(raw)
                 if subscribing:
@@ -144,7 +144,8 @@ class PubSub:
                             self.session.peer(), name, ECHO_WAIT)
             self._echoed = None
 
-    def _read_echo(self, addr, conn):
+    def _read_echo(self, server, conn):
+        addr = server.addr
         try:
             while True:
                 msg = conn.read_reply(timeout=None)
@@ -158,11 +159,8 @@ class PubSub:
                     self.echo_due[addr] -= 1
                     self._echo_confirmed()
         except Exception as e:  # the node's doing or a bug of ours: logged once, the echo dropped
-            private.failed(self._echo_server(addr), e)
+            private.failed(server, e)
             self._drop_echo(addr)
-
-    def _echo_server(self, addr):
-        return next((m for m in self.sender.pool.masters if m.addr == addr), None)
 
     def _echo_confirmed(self):
         if self._echoed is not None and not any(self.echo_due.values()):

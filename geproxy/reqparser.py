@@ -48,7 +48,6 @@ class RequestParser:
         self.buf = bytearray()
         self.max_bulk = max_bulk
         self._partial = None        # (count, args so far, offset) of a command still arriving
-        self._rest = b""            # bytes after the command _feed(until=) finished
 
     def pending(self) -> int:
         """Bytes received but not yet part of a complete command."""
@@ -64,18 +63,16 @@ class RequestParser:
         after it, and the exact path keeps the cut one at the end."""
         out = []
         if self.buf:
-            out, err = self._feed(data, until=len(self.buf))
+            out, err, data = self._feed(data, until=len(self.buf))
             if err is not None or self.buf:     # refused, or the cut command is still arriving
                 return out, err
-            data = self._rest
-            self._rest = b""
         if data[:1] == b"*" and not _HUGE_COUNT.search(data.translate(_AGGREGATES)):
             commands, pos = self._fast(data)
             if pos == len(data):
                 return (out + commands if out else commands), None
             out += commands
             data = data[pos:]
-        more, err = self._feed(data)
+        more, err, _ = self._feed(data)
         return (out + more if out else more), err
 
     def _fast(self, data):
@@ -117,9 +114,9 @@ class RequestParser:
         return out, pos
 
     def _feed(self, data, until=None):
-        """The exact path over what is held and `data`; with `until`, it stops at
-        the first command boundary at or past that offset and leaves the bytes
-        after it in self._rest (for the fast path)."""
+        """The exact path over what is held and `data`: (commands, error, rest).
+        With `until`, it stops at the first command boundary at or past that
+        offset and hands back the bytes after it as `rest` (for the fast path)."""
         buf = self.buf
         buf += data
         out = []
@@ -138,12 +135,13 @@ class RequestParser:
         except ProtocolError as e:
             err = e
             pos = len(buf)
+        rest = b""
         if until is not None and pos >= until:
-            self._rest = bytes(buf[pos:])
+            rest = bytes(buf[pos:])
             buf.clear()
         else:
             del buf[:pos]
-        return out, err
+        return out, err, rest
 
     def _multibulk(self, buf, pos, out):
         """One array command at buf[pos:]; its end, or -1 while incomplete.  A

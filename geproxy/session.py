@@ -116,7 +116,7 @@ class Session:
                     self.closing = True
                 self.flush()
             if self.closing:
-                self._wait_until(lambda: not self.replies and self.writer is None, 30)
+                self._wait_until(lambda: not self.owes(), 30)
         except OSError:
             pass
         finally:
@@ -190,6 +190,10 @@ class Session:
 
     def hang_up(self):
         self._abort()
+
+    def owes(self) -> bool:
+        """Has it replies due or unwritten, or a command under way?"""
+        return bool(self.replies) or self.busy or self.writer is not None
 
     def idle_for(self, now):
         """Seconds without input, for ClientTimeout; 0 while it waits on us
