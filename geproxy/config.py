@@ -4,6 +4,7 @@ error line (naming the key) for anything wrong."""
 
 import os
 import re
+from types import SimpleNamespace
 
 from configobj import ConfigObj, ConfigObjError, flatten_errors, get_extra_values
 from validate import Validator
@@ -11,6 +12,7 @@ from validate import Validator
 from .predixyconf import PredixyConfError, load_predixy, looks_like_predixy
 from .settings import (ALIASES, AUTHORITY, BY_NAME, DATACENTER, FUNCTIONS, GROUPS, LATENCY, POOL, POOLS,
                        by_sentinel, configspec_lines, secret)
+from .tls import NODE_FILES, TLSSettingError, node_tls
 
 # A value quoted in an error message: ('Password abc'), "['a', 'b']"
 QUOTED = re.compile(r"""\((['"]).*?\1\)|"[^"]*"|'[^']*'""")
@@ -101,6 +103,10 @@ def load(path, overrides=None):
         raise ConfigError("%s: LocalDC: %r is not a [DataCenter] subsection" % (path, local))
     if pools[0] in GROUPS:
         _check_groups(path, pools[0], cfg[pools[0]])
+    try:  # the files are read now: a bad one stops the start (and -t), not the first connection
+        node_tls(SimpleNamespace(**cfg[pools[0]]))
+    except TLSSettingError as e:
+        raise ConfigError("%s: %s.%s" % (path, pools[0], e)) from None
     return Config(cfg.dict(), path)
 
 
@@ -172,6 +178,10 @@ def _resolve(values, path):
     log = values.get("Log")
     if isinstance(log, str) and log and not os.path.isabs(log):
         values["Log"] = os.path.join(os.path.dirname(path), log)
+    for pool in [values[k] for k in POOLS if isinstance(values.get(k), dict)]:
+        for key in NODE_FILES:
+            if isinstance(pool.get(key), str) and pool[key] and not os.path.isabs(pool[key]):
+                pool[key] = os.path.join(os.path.dirname(path), pool[key])
     return values
 
 

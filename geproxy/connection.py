@@ -6,22 +6,29 @@ whose replies are forwarded unparsed.
 """
 
 import socket
+from typing import Optional
 
+import gevent
 import hiredis
 from gevent import socket as gsocket
 
 from .framer import Framer
 from .resp import ProtocolError, command, decode
+from .tls import NodeTLS, describe
 
 
 class BackendError(Exception):
     """A node could not be reached, or refused the handshake."""
 
 
-def dial(host, port, timeout, keepalive=0):
-    """A connected TCP socket with NODELAY (and keepalive when asked)."""
+def dial(host: str, port: int, timeout: float, keepalive: int = 0, tls: Optional[NodeTLS] = None):
+    """A connected TCP socket with NODELAY (and keepalive when asked); with
+    `tls`, a TLS socket whose handshake is done.  Connecting and the handshake
+    are each bounded by `timeout` (5 s when it is 0); a failed handshake is a
+    BackendError like a refused connection, so it counts as the node's failure."""
+    limit = timeout or 5.0
     try:
-        sock = gsocket.create_connection((host, port), timeout=timeout or 5.0)
+        sock = gsocket.create_connection((host, port), timeout=limit)
     except (OSError, socket.timeout) as e:
         raise BackendError("cannot connect to %s:%d: %s" % (host, port, e.strerror or e)) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -31,8 +38,21 @@ def dial(host, port, timeout, keepalive=0):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, keepalive)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, keepalive // 3))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    if tls is not None:
+        sock = _handshake(sock, tls, host, port, limit)
     sock.settimeout(timeout or None)
     return sock
+
+
+def _handshake(sock, tls, host, port, limit):
+    """The TLS handshake within `limit` seconds in all (a node that trickles
+    its handshake must not hold a dial for longer)."""
+    try:
+        with gevent.Timeout(limit, socket.timeout("timed out after %gs" % limit)):
+            return tls.wrap(sock)
+    except (OSError, socket.timeout, ValueError) as e:
+        sock.close()
+        raise BackendError("TLS handshake with %s:%d failed: %s" % (host, port, describe(e))) from None
 
 
 def handshake_commands(proto, user, password, db=0, readonly=False):
@@ -62,8 +82,8 @@ def read_replies(sock, count, what):
     while len(raws) < count:
         try:
             data = sock.recv(65536)
-        except (OSError, socket.timeout) as e:
-            raise BackendError("%s: %s" % (what, e)) from None
+        except (OSError, socket.timeout) as e:   # a TLS alert too: a refused client certificate
+            raise BackendError("%s: %s" % (what, describe(e))) from None
         if not data:
             raise BackendError("%s: connection closed" % what)
         raws.extend(framer.feed(data))
@@ -81,9 +101,10 @@ def read_replies(sock, count, what):
 class Connection:
     """A blocking request/response connection to one node, for the proxy's own use."""
 
-    def __init__(self, host, port, timeout=2.0, user="", password=""):
+    def __init__(self, host: str, port: int, timeout: float = 2.0, user: str = "", password: str = "",
+                 tls: Optional[NodeTLS] = None):
         self.addr = "%s:%d" % (host, port)
-        self.sock = dial(host, port, timeout)
+        self.sock = dial(host, port, timeout, tls=tls)
         try:
             cmds = handshake_commands(2, user, password)
             if cmds:

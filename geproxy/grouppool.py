@@ -15,7 +15,7 @@ import random
 
 import gevent
 
-from . import greenlets
+from . import greenlets, tls
 from .connection import BackendError, Connection, dial, handshake_commands, read_replies
 from .distribution import Placement
 from .framer import Framer
@@ -92,7 +92,8 @@ class GroupServerPool(ServerPool):
         for addr in random.sample(self.sentinels, len(self.sentinels)):
             host, _, port = addr.rpartition(":")
             try:
-                conn = Connection(host, int(port), self.cfg.ServerTimeout or 2.0, "", self.cfg.SentinelPassword)
+                conn = Connection(host, int(port), self.cfg.ServerTimeout or 2.0, "", self.cfg.SentinelPassword,
+                                  tls.for_pool(self.cfg))
             except BackendError as e:
                 errors.append(str(e))
                 continue
@@ -146,7 +147,7 @@ class GroupServerPool(ServerPool):
         for server in self.masters:
             try:
                 conn = Connection(server.host, server.port, self.cfg.ServerTimeout or 2.0,
-                                  self.cfg.User, self.cfg.Password)
+                                  self.cfg.User, self.cfg.Password, tls.for_pool(self.cfg))
             except BackendError as e:
                 errors.append(str(e))
                 continue
@@ -162,7 +163,8 @@ class GroupServerPool(ServerPool):
         while True:
             sock = None
             try:
-                sock = dial(host, int(port), self.cfg.ServerTimeout or 2.0, self.cfg.KeepAlive)
+                sock = dial(host, int(port), self.cfg.ServerTimeout or 2.0, self.cfg.KeepAlive,
+                            tls.for_pool(self.cfg))
                 cmds = handshake_commands(2, "", self.cfg.SentinelPassword)
                 cmds.append(command("SUBSCRIBE", "+switch-master"))
                 sock.sendall(b"".join(cmds))

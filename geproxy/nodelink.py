@@ -20,7 +20,7 @@ from collections import deque
 
 import gevent
 
-from . import greenlets, gsock
+from . import greenlets, gsock, tls
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
 from .login import credentials
@@ -182,7 +182,7 @@ class NodeLink:
         server = self.server
         cfg = server.cfg
         try:
-            sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive)
+            sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive, tls.for_pool(cfg))
             cmds = handshake_commands(*credentials(self.via, cfg), readonly=server.role == "slave" and server.cluster)
             if cmds:
                 try:

@@ -13,7 +13,7 @@ from collections import deque
 
 import gevent
 
-from . import greenlets
+from . import greenlets, tls
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
 from .login import credentials
@@ -31,7 +31,7 @@ class PrivateConn:
         self.server = server
         self.via = via              # how it logs in (login.py); a HELLO after WATCH changes it
         cfg = server.cfg
-        self.sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive)
+        self.sock = dial(server.host, server.port, cfg.ServerTimeout, cfg.KeepAlive, tls.for_pool(cfg))
         self.framer = Framer()
         self.ready = deque()        # whole replies received, not yet taken
         try:
@@ -69,6 +69,9 @@ class PrivateConn:
             raise BackendError("%s: no reply within ServerTimeout" % self.server.addr) from None
         if not data:
             raise BackendError("%s: connection closed by server" % self.server.addr)
+        pending = getattr(self.sock, "pending", None)
+        while pending and pending():  # TLS: take what was decrypted, or select() would not see it
+            data += self.sock.recv(65536)
         self.server.recv_bytes += len(data)
         self.ready.extend(self.framer.feed(data))
 

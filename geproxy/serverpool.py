@@ -11,7 +11,7 @@ import random
 import gevent
 from gevent.event import Event
 
-from . import greenlets
+from . import greenlets, tls
 from .commands import CommandTable
 from .connection import BackendError, Connection
 from .readpolicy import ReadGroup, replicas_read
@@ -188,7 +188,8 @@ class ClusterServerPool(ServerPool):
         for addr in self._candidates():
             host, _, port = addr.rpartition(":")
             try:
-                conn = Connection(host, int(port), self.cfg.ServerTimeout or 2.0, self.cfg.User, self.cfg.Password)
+                conn = Connection(host, int(port), self.cfg.ServerTimeout or 2.0, self.cfg.User, self.cfg.Password,
+                                  tls.for_pool(self.cfg))
                 reply = conn.execute(*args)
             except BackendError as e:
                 errors.append(str(e))

@@ -21,7 +21,8 @@ from typing import Optional
 
 from gevent import ssl as gssl
 
-NODE_KEYS = ("ServerTLSCAFile", "ServerTLSCertFile", "ServerTLSKeyFile", "ServerTLSName")
+NODE_FILES = ("ServerTLSCAFile", "ServerTLSCertFile", "ServerTLSKeyFile")   # relative to the config file
+NODE_KEYS = NODE_FILES + ("ServerTLSName",)
 
 
 class TLSSettingError(ValueError):
@@ -96,6 +97,8 @@ def describe(e: BaseException) -> str:
     certificate', 'tlsv13 alert certificate required'."""
     if isinstance(e, ssl.SSLCertVerificationError) and e.verify_message:
         return "certificate verify failed: %s" % e.verify_message
+    if isinstance(e, ssl.SSLEOFError):
+        return "the node closed the TLS connection (a node wanting a client certificate does that)"
     if isinstance(e, ssl.SSLError) and e.reason:
         return e.reason.lower().replace("_", " ")
     return str(e) or e.__class__.__name__
