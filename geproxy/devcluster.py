@@ -2,6 +2,11 @@
 
 Stdlib only (a tiny RESP socket helper instead of redis-py), so the demo needs no
 test dependencies.  CLI: ``python -m geproxy.devcluster [--ports 7000-7005] [--dir DIR]``.
+
+TLS mode (``DevCluster(tls=files)``): every node listens on TLS only (``port 0``,
+``tls-port``), the bus and replication speak TLS too, so what the nodes announce
+are TLS ports; ``files`` names the CA and the node certificate, which also
+serves as the client certificate of ``command()`` and ``client()``.
 """
 import argparse
 import os
@@ -9,6 +14,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -31,15 +37,34 @@ def _resp_read(f):
     return f.read(n + 2)[:-2].decode() if t == b'$' else [_resp_read(f) for _ in range(n)]
 
 
-def command(host, port, *args, timeout=3.0):
-    """Send one command to one node and return the decoded reply (raises on -ERR)."""
+def command(host, port, *args, timeout=3.0, tls=None):
+    """Send one command to one node and return the decoded reply (raises on -ERR).
+    tls: an ssl.SSLContext for a TLS node (see tls_context)."""
     with socket.create_connection((host, port), timeout=timeout) as s:
+        if tls is not None:
+            s = tls.wrap_socket(s)
         args = [str(a).encode() for a in args]
         s.sendall(b'*%d\r\n' % len(args) + b''.join(b'$%d\r\n%s\r\n' % (len(a), a) for a in args))
         reply = _resp_read(s.makefile('rb'))
     if isinstance(reply, Exception):
         raise reply
     return reply
+
+
+def tls_context(files):
+    """A client context for nodes started with `files` (.ca, .cert, .key paths):
+    the chain is checked against the CA, the name is not, the certificate is shown."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(files.ca)
+    ctx.load_cert_chain(files.cert, files.key)
+    return ctx
+
+
+def tls_conf(port, files):
+    """redis.conf lines of a TLS-only node (or Sentinel) on `port`."""
+    return ('port 0\ntls-port %d\ntls-cluster yes\ntls-replication yes\ntls-cert-file %s\n'
+            'tls-key-file %s\ntls-ca-cert-file %s\n' % (port, files.cert, files.key, files.ca))
 
 
 def _bindable(host, port):
@@ -83,8 +108,10 @@ class DevCluster:
     """A local cluster of redis-server child processes, one directory per node."""
 
     def __init__(self, ports=None, base_dir=None, node_timeout_ms=2000,
-                 redis_server='redis-server', host='127.0.0.1'):
+                 redis_server='redis-server', host='127.0.0.1', tls=None):
         self.host, self.redis_server, self.node_timeout_ms = host, redis_server, node_timeout_ms
+        self.tls = tls                  # .ca, .cert, .key: TLS mode (see the module's doc)
+        self.ssl_context = tls_context(tls) if tls else None
         self.ports = list(ports) if ports else free_ports(6, host)
         self._own_dir, self.base_dir = base_dir is None, base_dir
         self.procs = {}
@@ -95,6 +122,10 @@ class DevCluster:
 
     def _dir(self, port):
         return os.path.join(self.base_dir, str(port))
+
+    def command(self, port, *args, timeout=3.0):
+        """command() to one of our nodes, over TLS in TLS mode."""
+        return command(self.host, port, *args, timeout=timeout, tls=self.ssl_context)
 
     def log_tail(self, port, n=15):
         """Last lines of the node's redis.out (early startup errors) + redis.log."""
@@ -121,6 +152,8 @@ class DevCluster:
                     'cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout %d\n'
                     'appendonly no\nsave ""\nrepl-diskless-sync-delay 0\nrepl-ping-replica-period 1\n'
                     % (port, self.host, d, self.node_timeout_ms))
+            if self.tls:  # later lines win: port 0
+                f.write(tls_conf(port, self.tls))
         try:
             with open(os.path.join(d, 'redis.out'), 'ab') as out:
                 self.procs[port] = subprocess.Popen(
@@ -134,7 +167,7 @@ class DevCluster:
         for p in ports:
             while self.procs[p].poll() is None:
                 try:
-                    if command(self.host, p, 'PING', timeout=1) == 'PONG':
+                    if self.command(p, 'PING', timeout=1) == 'PONG':
                         break
                 except (OSError, RuntimeError):
                     if time.time() > deadline:
@@ -150,10 +183,10 @@ class DevCluster:
         """None if every live node is ok, all agree on CLUSTER SLOTS and know all live nodes."""
         live, views = self.alive(), []
         for p in live:
-            if 'cluster_state:ok' not in command(self.host, p, 'CLUSTER', 'INFO'):
+            if 'cluster_state:ok' not in self.command(p, 'CLUSTER', 'INFO'):
                 return 'node %d: cluster_state not ok' % p
             views.append(sorted((r[0], r[1], r[2][1], tuple(sorted(x[1] for x in r[3:])))
-                                for r in command(self.host, p, 'CLUSTER', 'SLOTS')))
+                                for r in self.command(p, 'CLUSTER', 'SLOTS')))
         if any(v != views[0] for v in views):
             return 'nodes disagree on CLUSTER SLOTS'
         if sum(e - s + 1 for s, e, _, _ in views[0]) != NSLOTS:
@@ -188,10 +221,12 @@ class DevCluster:
             for p in self.ports:
                 self._launch(p)
             self._wait_ping(self.ports, deadline)
-            info = command(self.host, self.ports[0], 'CLUSTER', 'INFO')
+            info = self.command(self.ports[0], 'CLUSTER', 'INFO')
             if 'cluster_known_nodes:%d\r' % len(self.ports) not in info:  # else: reused --dir
+                tls = ['--tls', '--cacert', self.tls.ca, '--cert', self.tls.cert, '--key', self.tls.key] \
+                    if self.tls else []
                 cli = subprocess.run(
-                    ['redis-cli', '--cluster', 'create'] + self.addrs +
+                    ['redis-cli'] + tls + ['--cluster', 'create'] + self.addrs +
                     ['--cluster-replicas', '1', '--cluster-yes'], stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     timeout=max(5, deadline - time.time()))
@@ -240,12 +275,16 @@ class DevCluster:
 
     def client(self, port):
         import redis
+        if self.tls:
+            return redis.Redis(host=self.host, port=port, protocol=2, decode_responses=False, ssl=True,
+                               ssl_ca_certs=self.tls.ca, ssl_certfile=self.tls.cert, ssl_keyfile=self.tls.key,
+                               ssl_check_hostname=False)
         return redis.Redis(host=self.host, port=port, protocol=2, decode_responses=False)
 
     def _role_ports(self, role):
         for p in self.alive():
             try:
-                out = command(self.host, p, 'CLUSTER', 'NODES')
+                out = self.command(p, 'CLUSTER', 'NODES')
             except OSError:
                 continue
             rows = [(line.split()[1], line.split()[2].split(",")) for line in out.splitlines() if line]
