@@ -4,6 +4,9 @@ master and one replica each, watched by three Sentinels (quorum 2).
 Stdlib only, like devcluster.  CLI:
 ``python -m geproxy.devsentinel [--groups 2] [--dir DIR]`` prints the Sentinel
 addresses and the group names, then runs until interrupted.
+
+TLS mode (``DevSentinel(tls=files)``, as in devcluster): nodes and Sentinels
+listen on TLS only, and replication and Sentinel's own links speak TLS.
 """
 import argparse
 import os
@@ -14,13 +17,15 @@ import sys
 import tempfile
 import time
 
-from .devcluster import _set_pdeathsig, command, free_ports
+from .devcluster import _set_pdeathsig, command, free_ports, tls_conf, tls_context
 
 
 class DevSentinel:
     def __init__(self, groups=2, base_dir=None, down_after_ms=2000, host='127.0.0.1',
-                 redis_server='redis-server', redis_sentinel='redis-sentinel'):
+                 redis_server='redis-server', redis_sentinel='redis-sentinel', tls=None):
         self.host, self.down_after_ms = host, down_after_ms
+        self.tls = tls                  # .ca, .cert, .key: TLS mode
+        self.ssl_context = tls_context(tls) if tls else None
         self.redis_server, self.redis_sentinel = redis_server, redis_sentinel
         self.names = ['shard%03d' % (i + 1) for i in range(groups)]
         ports = free_ports(groups * 2 + 3, host)
@@ -32,6 +37,10 @@ class DevSentinel:
     @property
     def sentinels(self):
         return ['%s:%d' % (self.host, p) for p in self.sentinel_ports]
+
+    def command(self, port, *args, timeout=3.0):
+        """command() to one of our nodes or Sentinels, over TLS in TLS mode."""
+        return command(self.host, port, *args, timeout=timeout, tls=self.ssl_context)
 
     def _dir(self, port):
         d = os.path.join(self.base_dir, str(port))
@@ -53,6 +62,8 @@ class DevSentinel:
                         'repl-diskless-sync-delay 0\nrepl-ping-replica-period 1\ndatabases 16\n' % (port, self.host, d))
                 if master:
                     f.write('replicaof %s %d\n' % (self.host, master))
+                if self.tls:
+                    f.write(tls_conf(port, self.tls))
         self._spawn(port, [self.redis_server, conf])
 
     def _launch_sentinel(self, port):
@@ -60,6 +71,8 @@ class DevSentinel:
         conf = os.path.join(d, 'sentinel.conf')
         if not os.path.exists(conf):
             lines = ['port %d' % port, 'bind %s' % self.host, 'protected-mode no', 'dir %s' % d]
+            if self.tls:
+                lines.append(tls_conf(port, self.tls).rstrip('\n'))
             for name in self.names:
                 master = self.group_ports[name][0]
                 lines += ['sentinel monitor %s %s %d 2' % (name, self.host, master),
@@ -92,11 +105,11 @@ class DevSentinel:
         try:
             for p in self.sentinel_ports:
                 for name in self.names:
-                    info = _pairs(command(self.host, p, 'SENTINEL', 'master', name))
+                    info = _pairs(self.command(p, 'SENTINEL', 'master', name))
                     if int(info['num-slaves']) < 1 or int(info['num-other-sentinels']) < 2:
                         return False
             for name in self.names:
-                if command(self.host, self.group_ports[name][1], 'INFO', 'replication').find(
+                if self.command(self.group_ports[name][1], 'INFO', 'replication').find(
                         'master_link_status:up') < 0:
                     return False
         except (OSError, RuntimeError, KeyError, ValueError, AttributeError):
@@ -106,7 +119,7 @@ class DevSentinel:
     def master_of(self, name, sentinel=None):
         """The master's port, as a Sentinel says."""
         port = sentinel or self.sentinel_ports[0]
-        return int(command(self.host, port, 'SENTINEL', 'get-master-addr-by-name', name)[1])
+        return int(self.command(port, 'SENTINEL', 'get-master-addr-by-name', name)[1])
 
     def kill(self, port, sig=signal.SIGKILL):
         proc = self.procs.get(port)
