@@ -199,7 +199,9 @@ class Router:
         cmd = table.get(args[0])
         if cmd is None or not cmd.arity_ok(len(args)):
             return None, unknown_command(args) if cmd is None else wrong_arity(cmd.name)
-        if cmd.subcommands and cmd.kind != "local":  # the proxy's own commands parse their subcommands
+        # The proxy's own commands parse their subcommands; a container Redis runs bare (COMMAND,
+        # arity -1) is its own entry, as Redis runs it.
+        if cmd.subcommands and cmd.kind != "local" and len(args) > 1:
             sub = cmd.lookup(args)
             if sub is None:
                 return None, error("ERR unknown subcommand '%s'. Try %s HELP." % (
