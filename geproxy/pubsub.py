@@ -11,6 +11,10 @@ command refused in the subscribed state is answered through the connection
 other commands wait for the confirmations still due.  A connection with
 nothing subscribed and nothing due is closed, as are all when the client goes.
 
+Counts: all of a client's channels and patterns are on one connection, so
+the home master's counts are the client's; shard channels are spread over
+nodes, so their confirmations are given the client's total (_shard_count).
+
 A client class with key prefixes hears only channels it may read
 (channels.py): each message is checked against its channel before it goes
 out, whatever pattern brought it, and whichever class subscribed.
@@ -35,6 +39,7 @@ ANSWERS = frozenset((b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe
 ALLOWED = frozenset(("subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ssubscribe",
                      "sunsubscribe", "ping", "quit", "reset"))
 SHARDED = frozenset(("ssubscribe", "sunsubscribe"))
+SHARD_ANSWERS = frozenset((b"ssubscribe", b"sunsubscribe"))
 SET_OF = {"subscribe": "channels", "unsubscribe": "channels", "psubscribe": "patterns",
           "punsubscribe": "patterns", "ssubscribe": "shard", "sunsubscribe": "shard"}
 PING = b"*1\r\n$4\r\nPING\r\n"
@@ -61,6 +66,7 @@ class PubSub:
         self.echoes = {}        # master addr -> PrivateConn for keyspace notifications (see _echo)
         self.echo_due = {}      # master addr -> subscribe confirmations still to come on its echo
         self._echoed = None     # Event: every echo confirmed what _echo sent
+        self.shard_heard = set()  # shard channels the client has seen confirmed, for its counts
 
     def subscribed(self):
         return any(s for sets in self.names.values() for s in sets.values())
@@ -75,8 +81,8 @@ class PubSub:
         the connection, else the reply itself."""
         names = args[1:]
         if name in SHARDED:
-            if not names:  # SUNSUBSCRIBE all: every shard connection answers for itself
-                keys = [k for k in self.conns if k != GLOBAL]
+            if not names:  # SUNSUBSCRIBE all: each shard connection with channels answers for them
+                keys = [k for k in self.conns if k != GLOBAL and self.names[k]["shard"]]
                 for key in keys:
                     self._send(key, None, raw, name, names)
                 return b"" if keys else self._none_left(args)
@@ -184,13 +190,20 @@ class PubSub:
         return self._send(key, None, ping, "ping", [])
 
     def _none_left(self, args):
-        """(UN)SUBSCRIBE with nothing subscribed: Redis answers with count 0."""
+        """(UN)SUBSCRIBE of nothing the client holds on the connection it would
+        go to: answered here, with the count Redis would give (SUNSUBSCRIBE:
+        the client's other shard channels; the rest: 0, all are on one connection)."""
         kind = args[0].lower()
+        count = len(self.shard_heard) if kind == b"sunsubscribe" else 0
+        proto3 = self.session.proto == 3
         out = []
         for c in args[1:] or [None]:
-            item = b"$-1\r\n" if c is None else b"$%d\r\n%s\r\n" % (len(c), c)
-            head = b">3\r\n" if self.session.proto == 3 else b"*3\r\n"
-            out.append(head + b"$%d\r\n%s\r\n" % (len(kind), kind) + item + b":0\r\n")
+            if c is None:
+                item = b"_\r\n" if proto3 else b"$-1\r\n"
+            else:
+                item = b"$%d\r\n%s\r\n" % (len(c), c)
+            head = b">3\r\n" if proto3 else b"*3\r\n"
+            out.append(head + b"$%d\r\n%s\r\n" % (len(kind), kind) + item + b":%d\r\n" % count)
         return b"".join(out)
 
     def _send(self, key, server, raw, name, names):
@@ -241,6 +254,8 @@ class PubSub:
                 kind = parsed[0] if parsed else None
                 if kind in MESSAGES and not self._may_hear(parsed[MESSAGES[kind]]):
                     continue
+                if kind in SHARD_ANSWERS:  # a node counts its own shard channels; Redis counts all
+                    msg = self._shard_count(msg, kind, parsed[1])
                 if kind in ANSWERS:
                     self.due[key] -= 1
                     if kind == b"pong" and self.swaps[key]:
@@ -257,6 +272,19 @@ class PubSub:
             if not isinstance(e, private.ERRORS):
                 log.error("client %s: pub/sub reader failed", session.peer(), exc_info=e)
             self._lost(key, e)
+
+    def _shard_count(self, msg: bytes, kind: bytes, channel) -> bytes:
+        """The (un)subscribe confirmation with the client's count of shard
+        channels, over every node, as the client has seen them confirmed: the
+        count one Redis would give (Redis 7.0 counts shard channels apart from
+        channels and patterns).  Also for a node's own SUNSUBSCRIBE when a slot
+        moves away."""
+        if channel is not None:
+            if kind == b"ssubscribe":
+                self.shard_heard.add(channel)
+            else:
+                self.shard_heard.discard(channel)
+        return msg[:msg.rindex(b"\r\n:") + 2] + b":%d\r\n" % len(self.shard_heard)
 
     def _may_hear(self, channel):
         """May the client's class, as it is now, hear this channel?"""
