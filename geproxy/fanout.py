@@ -1,5 +1,5 @@
 """Commands that concern the whole keyspace, sent to every master and merged
-(DBSIZE, KEYS, FLUSHALL, SCRIPT LOAD, PUBSUB CHANNELS, ...), and SCAN, which
+(DBSIZE, KEYS, FLUSHALL, SCRIPT LOAD, PUBSUB SHARDCHANNELS, ...), and SCAN, which
 walks the masters one after another behind a single cursor.
 
 The table says, per command or command|subcommand, whether it goes to every
@@ -14,6 +14,7 @@ from .resp import NOT_READY, bulk, command, decode, error, null
 
 ALL, ONE, ASIDE = "all", "one", "aside"   # ASIDE: every master, each on a private connection
 EVERY = "every"     # every node, replicas too, each on a private connection: ACL users live per node
+HOME = "home"       # the pub/sub home master (serverpool.home), where every client's SUBSCRIBE is
 
 # name -> (targets, merge function; None: made per call, in dispatch)
 TABLE = {
@@ -32,10 +33,17 @@ TABLE = {
     "function|restore": (ALL, merge.same_reply),
     "function|kill": (ASIDE, merge.any_ok),
     "function|stats": (ASIDE, merge.running_script),
-    "pubsub|channels": (ALL, merge.union),
+    # What clients subscribed, each once.  SUBSCRIBE and PSUBSCRIBE of every geproxy client are on
+    # the home master, and only there once per client: the copies pubsub.py holds on the other
+    # masters for keyspace notifications (its echoes) must not count again, so CHANNELS, NUMSUB and
+    # NUMPAT are the home master's, as one cluster node answers for the clients connected to it
+    # (clients subscribed directly on another node are not counted; on the home master they are).
+    # A shard channel is subscribed on its slot's master only, once per client: SHARDCHANNELS and
+    # SHARDNUMSUB are every master's, combined (shard subscribers on replicas are not counted).
+    "pubsub|channels": (HOME, None),
+    "pubsub|numpat": (HOME, None),
+    "pubsub|numsub": (HOME, None),
     "pubsub|shardchannels": (ALL, merge.union),
-    "pubsub|numpat": (ALL, merge.sum_integers),
-    "pubsub|numsub": (ALL, merge.count_pairs),
     "pubsub|shardnumsub": (ALL, merge.count_pairs),
     "slowlog|get": (ALL, None),
     "slowlog|reset": (ALL, merge.all_ok),
@@ -86,6 +94,9 @@ def dispatch(sender, session, name, args, raw):
         return how(private.call_each(nodes, raw, session.via))
     if targets == ONE:
         return sender.send_any(session, raw)
+    if targets == HOME:
+        home = sender.pool.home()
+        return NOT_READY if home is None else sender.send_to(session, raw, home, None)
     if targets == ASIDE:
         return how(private.call_each(masters, raw, session.via))
     g = Gather(session, how)
