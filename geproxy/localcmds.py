@@ -54,11 +54,22 @@ def ok(session, args):
     return OK
 
 
+NO_PASSWORD = error("ERR AUTH <password> called without any password configured for the default user. "
+                    "Are you sure your configuration is correct?")
+
+
 def auth(session, args):
-    user, password = (None, args[1]) if len(args) == 2 else (args[1], args[2])
+    """AUTH [user] password.  With no password anywhere (no [Authority] class
+    has one) the default user is Redis's `nopass` one: `AUTH password` is
+    Redis's error for that (not a failed login: not counted or slowed), and
+    `AUTH default anything` succeeds, as Redis answers both."""
     if len(args) > 3:
         return error("ERR syntax error")
-    return _login(session, user, password) or OK
+    if len(args) == 2:
+        if not session.proxy.authority.by_password:
+            return NO_PASSWORD
+        return _login(session, None, args[1]) or OK
+    return _login(session, args[1], args[2]) or OK
 
 
 def _login(session, user, password):
@@ -67,7 +78,10 @@ def _login(session, user, password):
     authority = session.proxy.authority
     if not authority.enabled and user is not None and user != b"default":
         return _redis_login(session, user, password)
-    grant = authority.authenticate(user, password)
+    if user == b"default" and not authority.by_password and authority.default is not None:
+        grant = authority.default       # a nopass default user takes any password, as in Redis
+    else:
+        grant = authority.authenticate(user, password)
     if grant is None:
         return _failed(session)
     session.grant, session.login = grant, None
