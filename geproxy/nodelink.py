@@ -112,7 +112,7 @@ class NodeLink:
         server.requests += len(batch)
         server.send_bytes += len(data)
         try:
-            sent = gsock.plain(self.sock).send(data)
+            sent = gsock.sender(self.sock)(data)
         except BlockingIOError:
             sent = 0
         except OSError as e:

@@ -35,13 +35,14 @@ class Session:
     __slots__ = ("proxy", "sender", "sock", "address", "id", "proto", "login", "via", "name", "lib",
                  "created", "active", "db", "replies", "backlog", "backlog_bytes", "stash", "last_write_slot",
                  "writer", "closing", "busy", "blocked", "greenlet", "mute", "last_cmd", "closed", "txn",
-                 "pubsub", "grant", "plain", "reply_size", "auth_failures", "_scheduled", "_waiter", "_wake_at", "_loop")
+                 "pubsub", "grant", "plain", "reply_size", "auth_failures", "_send", "_scheduled", "_waiter", "_wake_at", "_loop")
 
     def __init__(self, proxy, sock, address):
         self.proxy = proxy
         self.sender = proxy.sender       # requests' redirections are followed there
-        self.sock = sock
+        self.sock = sock            # plain or TLS (handshake done): gsock reads and writes either
         self.address = address
+        self._send = gsock.sender(sock)   # writes without waiting (the backlog's writer waits)
         self.id = next(_ids)
         self.proto = 2
         self.login = None           # (user, password) of a Redis ACL user (login.py)
@@ -265,7 +266,7 @@ class Session:
         if self.closed:
             return
         try:
-            sent = gsock.plain(self.sock).send(data)
+            sent = self._send(data)
         except BlockingIOError:
             sent = 0
         except OSError:
