@@ -1,12 +1,12 @@
 """Commands that concern the whole keyspace, sent to every master and merged
-(DBSIZE, KEYS, FLUSHALL, SCRIPT LOAD, PUBSUB SHARDCHANNELS, ...), and SCAN, which
-walks the masters one after another behind a single cursor.
+(DBSIZE, KEYS, FLUSHALL, SCRIPT LOAD, PUBSUB SHARDCHANNELS, ...), and SCAN
+(scan.py), which walks the masters one after another behind a single cursor.
 
 The table says, per command or command|subcommand, whether it goes to every
 master or to any one, and how replies combine.
 """
 
-from . import merge, private
+from . import merge, private, scan
 from .login import proto_of
 from .request import Gather
 from .clientcmd import user_of
@@ -54,8 +54,6 @@ TABLE = {
 }
 OWN_USER = error("ERR geproxy: that would change the user geproxy logs in to its nodes as")
 
-SCAN_SHIFT = 10          # low bits of the client's cursor: which master (up to 1024)
-
 
 def dispatch(sender, session, name, args, raw):
     """Route a fan-out command (`name` as "dbsize" or "script|load"); returns
@@ -66,7 +64,7 @@ def dispatch(sender, session, name, args, raw):
     grant = session.grant
     limited = grant is not None and grant.prefixed   # listings show only what the class may read
     if name == "scan":
-        return scan(sender, session, masters, args, grant if limited else None)
+        return scan.scan(sender, session, masters, args, grant if limited else None)
     if name == "randomkey" and limited:
         return random_readable(masters, grant, session.via)
     targets, how = TABLE.get(name, (ONE, None))
@@ -127,18 +125,3 @@ def random_readable(masters, grant, via, tries=5):
     return null(proto_of(via))
 
 
-def scan(sender, session, masters, args, grant=None):
-    try:
-        cursor = int(args[1])
-        if cursor < 0:
-            raise ValueError
-    except ValueError:
-        return error("ERR invalid cursor")
-    index, node_cursor = cursor & ((1 << SCAN_SHIFT) - 1), cursor >> SCAN_SHIFT
-    if index >= len(masters):
-        return b"*2\r\n$1\r\n0\r\n*0\r\n"
-    raw = command(b"SCAN", b"%d" % node_cursor, *args[2:])
-    how = merge.scan_cursor(index, len(masters), SCAN_SHIFT)
-    g = Gather(session, how if grant is None else merge.readable(how, grant, scan=True))
-    sender.submit(masters[index], g.part(raw, None))
-    return g.close()

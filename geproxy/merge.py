@@ -6,7 +6,7 @@ through element by element); only counts and cursors are decoded."""
 import random
 
 from .framer import elements
-from .resp import OK, array, bulk, decode, integer
+from .resp import OK, array, integer
 
 
 def first_error(replies):
@@ -98,17 +98,11 @@ def random_key(replies):
     return first_error(replies) or replies[0]
 
 
-def readable(how, grant, scan=False):
-    """Merge with `how`, then keep only the key names `grant` may read: KEYS'
-    array, or (scan) SCAN's [cursor, keys]."""
+def readable(how, grant):
+    """Merge with `how`, then keep only the key names `grant` may read (KEYS)."""
     def merge(replies):
         reply = how(replies)
-        if reply[:1] != b"*":
-            return reply
-        if scan:
-            cursor, keys = elements(reply)
-            return b"*2\r\n" + cursor + _keep(keys, grant)
-        return _keep(reply, grant)
+        return _keep(reply, grant) if reply[:1] == b"*" else reply
     return merge
 
 
@@ -127,25 +121,6 @@ def placed(positions, total):
             for i, e in zip(where, elements(r)):
                 out[i] = e
         return array(out)
-    return merge
-
-
-def scan_cursor(node_index, masters, shift):
-    """SCAN: the node's next cursor folded with which master it is on; when a
-    master is done, the next one starts at cursor 0; after the last, 0."""
-    def merge(replies):
-        r = replies[0]
-        if r[:1] == b"-":
-            return r
-        cursor_raw, keys = elements(r)
-        cursor = int(decode(cursor_raw))
-        if cursor:
-            combined = (cursor << shift) | node_index
-        elif node_index + 1 < masters:
-            combined = node_index + 1
-        else:
-            combined = 0
-        return b"*2\r\n" + bulk(b"%d" % combined) + keys
     return merge
 
 

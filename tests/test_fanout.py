@@ -52,7 +52,7 @@ def test_scan_match_count_type_pass_through(r, cluster):
     # COUNT reaches the node: a small COUNT takes many more rounds than a big one
     _, small = full_scan(r, match="fo:typ:*", count=10)
     _, big = full_scan(r, match="fo:typ:*", count=100000)
-    assert big == len(cluster.masters()) and small > big
+    assert big == 1 and small > big   # a master done with keys still missing: on to the next, same call
 
 
 def test_scan_resp3_and_raw_cursor(r3, proxy, raw):
@@ -65,7 +65,7 @@ def test_scan_resp3_and_raw_cursor(r3, proxy, raw):
     assert got.startswith(b"*2\r\n$") and got.endswith(b"*0\r\n")
 
 
-@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", ""])
+@pytest.mark.parametrize("cursor", ["abc", "1.5", " 1", "1 ", "-", "0x1", "18446744073709551616"])
 def test_scan_invalid_cursor(r, cursor):
     with pytest.raises(redis.ResponseError, match="invalid cursor"):
         r.execute_command("SCAN", cursor)

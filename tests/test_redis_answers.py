@@ -3,9 +3,11 @@ and to a standalone redis-server gets the same reply.  COMMAND in every form,
 AUTH and HELLO ... AUTH without passwords, SCAN's cursor over the masters."""
 
 import pytest
+import redis
 
 from answerhelp import exchange, parsed, standalone  # noqa: F401 (fixture)
-from conftest import replies
+from clusterhelp import keys_per_master
+from conftest import HOST, RawClient, replies
 from opshelp import fields, info
 from geproxy.resp import command
 
@@ -99,3 +101,84 @@ def test_auth_with_passwords_is_unchanged(make_proxy):
     got = exchange(p.port, ("AUTH", "x"), ("AUTH", "default", "x"), ("AUTH", "ops-pw"), ("AUTH", "default", "ops-pw"),
                    ("HELLO", "2", "AUTH", "default", "x"))
     assert [g[:10] for g in got] == [b"-WRONGPASS", b"-WRONGPASS", b"+OK\r\n", b"+OK\r\n", b"-WRONGPASS"]
+
+
+def scan_all(port, proto=2, **kw):
+    """A full SCAN walk: (keys seen, in order, with repeats; number of calls)."""
+    c = redis.Redis(host=HOST, port=port, protocol=proto)
+    seen, calls, cursor = [], 0, 0
+    while True:
+        cursor, keys = c.scan(cursor, **kw)
+        seen += keys
+        calls += 1
+        if cursor == 0:
+            c.close()
+            return seen, calls
+
+
+@pytest.fixture
+def empty(proxy, standalone):  # noqa: F811
+    """Both keyspaces emptied (the cluster is this process's, tests run one at a time)."""
+    for port in (proxy.port, standalone):
+        redis.Redis(host=HOST, port=port).flushall()
+    yield
+    for port in (proxy.port, standalone):
+        redis.Redis(host=HOST, port=port).flushall()
+
+
+def test_scan_of_a_small_keyspace_ends_in_one_call(proxy, cluster, standalone, empty):  # noqa: F811
+    ports = (proxy.port, standalone)
+    assert [exchange(p, ("SCAN", "0"))[0] for p in ports] == [b"*2\r\n$1\r\n0\r\n*0\r\n"] * 2
+    keys = [ks[0] for ks in keys_per_master(cluster, "sw", 1).values()]   # one on each master
+    for p in ports:
+        c = redis.Redis(host=HOST, port=p)
+        c.mset({k: 1 for k in keys[:2]})
+        c.rpush(keys[2], 1)
+    for p in ports:
+        for proto in (2, 3):
+            for kw in ({}, {"count": 10}, {"count": 3}, {"match": "sw:*"}, {"_type": "list"}):
+                cursor, got = redis.Redis(host=HOST, port=p, protocol=proto).scan(0, **kw)
+                want = keys[2:] if kw.get("_type") else keys
+                assert cursor == 0 and sorted(got) == sorted(k.encode() for k in want), (p, proto, kw)
+    # with COUNT 1 the walk takes several calls, each master entered once
+    seen, calls = scan_all(proxy.port, count=1)
+    assert sorted(seen) == sorted(k.encode() for k in keys) and calls >= 3
+    # the reply keeps its place in a pipeline
+    c = RawClient(proxy.port)
+    c.send(command("GET", keys[0]) + command("SCAN", "0", "COUNT", "100") + command("LLEN", keys[2]) +
+           command("SCAN", "0", "MATCH", "nomatch*") + command("SCAN", "x") + command("PING"))
+    out = parsed(c.recv_until(replies(6)))
+    c.close()
+    assert out[0] == b"1" and out[1][0] == b"0" and sorted(out[1][1]) == sorted(k.encode() for k in keys)
+    assert out[2:4] == [1, [b"0", []]] and str(out[4]) == "ERR invalid cursor" and out[5] == b"PONG"
+
+
+@pytest.mark.parametrize("count", [1, 7, 10, 100, 2000])
+def test_a_big_keyspace_walks_every_key(proxy, standalone, empty, count):  # noqa: F811
+    keys = {("big:%d" % i).encode() for i in range(1500)}
+    for p in (proxy.port, standalone):
+        c = redis.Redis(host=HOST, port=p)
+        pipe = c.pipeline(transaction=False)
+        for k in keys:
+            pipe.set(k, 1)
+        pipe.execute()
+        c.set("other:1", 1)
+    (mine, calls), (theirs, _) = scan_all(proxy.port, count=count), scan_all(standalone, count=count)
+    assert set(mine) == set(theirs) == keys | {b"other:1"}
+    assert len(mine) <= len(keys) + 1 + 10         # at least once; a node's own SCAN may repeat few
+    (mine, _), (theirs, _) = scan_all(proxy.port, match="big:1*", count=count), scan_all(standalone, match="big:1*",
+                                                                                         count=count)
+    assert set(mine) == set(theirs) == {k for k in keys if k.startswith(b"big:1")}
+    if count >= 2000:
+        assert calls == 1                           # every master in one call, as one Redis does
+
+
+def test_scan_shows_a_prefixed_class_its_keys_in_one_call(make_proxy, proxy, cluster, empty):
+    p = make_proxy(extra_conf="[Authority]\n[[default]]\nMode = read\nKeyPrefix = pub.\n")
+    per = list(keys_per_master(cluster, "pub.sc", 2).values())
+    c = redis.Redis(host=HOST, port=proxy.port)
+    for ks in per:
+        c.set(ks[0], 1)
+        c.set(ks[1].replace("pub.", "priv."), 1)
+    cursor, got = redis.Redis(host=HOST, port=p.port).scan(0)
+    assert cursor == 0 and sorted(got) == sorted(ks[0].encode() for ks in per)
