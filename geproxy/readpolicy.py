@@ -6,7 +6,9 @@ means "never read here"; with no member above 0, the master serves.  Role
 priorities: MasterReadPriority, StaticSlaveReadPriority (replicas listed in
 Servers), DynamicSlaveReadPriority (replicas learned from the cluster).  With
 LocalDC and [DataCenter], the local DC's ReadPolicy ranks nodes by their DC
-first (a node's DC: the one whose AddrPrefix its address starts with).
+first (a node's DC: the one whose AddrPrefix its address starts with, set
+on the Server by its pool; a node the cluster spells by host name is matched
+by its IP address first, then by its name).
 """
 
 import random
@@ -23,17 +25,18 @@ class DataCenters:
             dc, _, prio = word.rpartition(" ")
             self.policy[dc.strip()] = int(prio)
 
-    def dc_of(self, addr):
+    def dc_of(self, addr: str) -> str:
         for prefix, name in self.prefixes:
             if addr.startswith(prefix):
                 return name
         return ""
 
-    def priority(self, addr):
-        """The local DC's read priority for the node's DC (1 when no DCs are set up)."""
+    def priority(self, dc: str) -> int:
+        """The local DC's read priority for DC `dc` (1 when no DCs are set up).
+        By the DC, not the address: a node's spelling may be a host name."""
         if not self.local:
             return 1
-        return self.policy.get(self.dc_of(addr), 0)
+        return self.policy.get(dc, 0)
 
 
 class ReadGroup:
@@ -43,10 +46,10 @@ class ReadGroup:
 
     def __init__(self, master, replicas, cfg, dcs, seeds):
         self.master = master
-        ranked = [((dcs.priority(master.addr), cfg.MasterReadPriority), master)]
+        ranked = [((dcs.priority(master.dc), cfg.MasterReadPriority), master)]
         for r in replicas:
             role = cfg.StaticSlaveReadPriority if r.addr in seeds else cfg.DynamicSlaveReadPriority
-            ranked.append(((dcs.priority(r.addr), role), r))
+            ranked.append(((dcs.priority(r.dc), role), r))
         self.members = [(rank, s) for rank, s in ranked if rank[0] > 0 and rank[1] > 0]
 
     def pick(self):
