@@ -113,7 +113,7 @@ def describe(s, cmd=None, qbuf=0):
     return ("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=0 sub=%d psub=%d ssub=%d "
             "multi=%d qbuf=%d qbuf-free=0 argv-mem=0 multi-mem=0 rbs=%d rbp=0 obl=0 oll=%d omem=%d tot-mem=0 "
             "events=r cmd=%s user=%s redir=-1 resp=%d lib-name=%s lib-ver=%s" % (
-                s.id, s.peer(), s.proxy.cfg.Bind, fd, s.name.decode("utf-8", "replace"), now - s.created,
+                s.id, s.peer(), s.laddr, fd, s.name.decode("utf-8", "replace"), now - s.created,
                 now - s.active, flags, sub, psub, ssub, len(txn.queued) if in_multi else -1, qbuf,
                 s.proxy.cfg.BufSize, len(s.backlog), s.backlog_bytes, cmd or s.last_cmd or "NULL",
                 user_of(s), s.proto,
@@ -187,10 +187,9 @@ def kill(session, args):
         elif opt == b"addr":
             sessions = [s for s in sessions if s.peer() == text]
         elif opt == b"laddr":
-            sessions = [s for s in sessions if s.proxy.cfg.Bind == text]
+            sessions = [s for s in sessions if s.laddr == text]
         elif opt == b"user":
-            users = {"default"} | {g.name for g in session.proxy.authority.by_password.values()}
-            if text not in users:
+            if not known_user(session, value):
                 return error("ERR No such user '%s'" % text)
             sessions = [s for s in sessions if user_of(s) == text]
         elif opt == b"type":
@@ -214,6 +213,31 @@ def kill(session, args):
         sessions = [s for s in sessions if s is not session]
     _close(sessions, session)
     return integer(len(sessions))
+
+
+def known_user(session, name: bytes) -> bool:
+    """Is `name` a user here: `default`, an [Authority] class, or (without
+    [Authority]) a Redis ACL user, whom a client is logged in as or the home
+    master knows (ACL users are the nodes')."""
+    authority = session.proxy.authority
+    text = name.decode("utf-8", "replace")
+    if text == "default" or any(g.name == text for g in authority.by_password.values()):
+        return True
+    if authority.enabled:
+        return False
+    if any(s.login is not None and s.login[0] == name for s in session.proxy.sessions.values()):
+        return True
+    home = session.proxy.pool.home()
+    if home is None:
+        return False
+    reply = private.call_each([home], command("ACL", "GETUSER", name))[0]
+    return reply[:1] in (b"*", b"%") and reply != b"*-1\r\n"
+
+
+def close_users(session, users: list) -> None:
+    """Close the clients logged in as these Redis ACL users, as Redis closes
+    the connections of a user ACL DELUSER deletes (the one asking, after its reply)."""
+    _close([s for s in session.proxy.sessions.values() if s.login is not None and s.login[0] in users], session)
 
 
 def _close(sessions, me=None):

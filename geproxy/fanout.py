@@ -9,7 +9,7 @@ master or to any one, and how replies combine.
 from . import merge, private, scan
 from .login import proto_of
 from .request import Gather
-from .clientcmd import user_of
+from .clientcmd import close_users, user_of
 from .resp import NOT_READY, bulk, command, decode, error, null
 
 ALL, ONE, ASIDE = "all", "one", "aside"   # ASIDE: every master, each on a private connection
@@ -89,7 +89,10 @@ def dispatch(sender, session, name, args, raw):
         return slowlog_len(sender.pool, masters, session.via)
     if targets == EVERY:
         nodes = [s for s in sender.pool.servers.values() if not s.cluster_fail]
-        return how(private.call_each(nodes, raw, session.via))
+        reply = how(private.call_each(nodes, raw, session.via))
+        if name == "acl|deluser" and reply[:1] == b":":
+            close_users(session, args[2:])
+        return reply
     if targets == ONE:
         return sender.send_any(session, raw)
     if targets == HOME:

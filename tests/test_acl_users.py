@@ -7,9 +7,11 @@ itself logs in as."""
 import pytest
 import redis
 
+from answerhelp import exchange, parsed, standalone  # noqa: F401 (fixture)
 from clusterhelp import keys_per_master, owner_of
-from conftest import HOST
-from opshelp import fields, info
+from conftest import HOST, RawClient, wait_for
+from geproxy.devcluster import DevCluster
+from opshelp import ask, fields, info
 
 USER, PASSWORD = "geproxy-acl-bob", "bob-secret"
 
@@ -113,3 +115,109 @@ def test_no_redis_logins_under_authority(make_proxy, bob):
     p = make_proxy(extra_conf="[Authority]\n[[default]]\nMode = read\n[[ops]]\nPassword = adm\nMode = admin\n")
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(host=HOST, port=p.port, username=USER, password=PASSWORD).ping()
+
+
+def test_the_user_logs_in_on_every_node_directly(bob, cluster):
+    """ACL SETUSER through the proxy reached masters and replicas: a client
+    connecting to any node directly (or a failover) finds the user."""
+    for port in cluster.alive():
+        c = redis.Redis(host=HOST, port=port, username=USER, password=PASSWORD)
+        assert b" user=%s " % USER.encode() in c.execute_command("CLIENT", "INFO"), port
+        c.close()
+
+
+def rules(value):
+    """ACL rules with each line's words as a set: a node lists excluded commands in its hash table's order."""
+    if isinstance(value, bytes):
+        return frozenset(value.split())
+    if isinstance(value, list):
+        return [rules(v) for v in value]
+    return value
+
+
+def test_acl_listings_answer_as_a_node(bob, proxy, cluster):
+    node = cluster.client(cluster.masters()[0])
+    assert rules(bob.execute_command("ACL", "LIST")) == rules(node.execute_command("ACL", "LIST"))
+    assert bob.execute_command("ACL", "USERS") == node.execute_command("ACL", "USERS")
+    asked = (("ACL", "GETUSER", USER), ("ACL", "GETUSER", "nosuch"), ("ACL", "WHOAMI"), ("ACL", "NOSUCH"),
+             ("ACL", "GETUSER"), ("ACL", "DELUSER", "nosuch"), ("ACL", "SETUSER", "x", "nosuchrule"))
+    mine, theirs = exchange(proxy.port, *asked), exchange(cluster.masters()[0], *asked)
+    assert rules(parsed(mine[0])) == rules(parsed(theirs[0])) and mine[1:] == theirs[1:]
+    c = login(proxy, 3)
+    assert c.execute_command("ACL", "WHOAMI") == USER.encode()
+    c.close()
+
+
+def test_client_kill_user_and_deluser_close_the_users_clients(bob, proxy, standalone):  # noqa: F811
+    mine = [RawClient(proxy.port) for _ in range(2)]
+    for c in mine:
+        assert ask(c, "AUTH", USER, PASSWORD) == b"+OK\r\n"
+    other = RawClient(proxy.port)
+    assert ask(other, "PING") == b"+PONG\r\n"
+    assert bob.execute_command("CLIENT", "KILL", "USER", USER) == 2
+    assert all(c.wait_closed() for c in mine)
+    assert bob.execute_command("CLIENT", "KILL", "USER", USER) == 0     # a user of the nodes, no client now
+    for port in (proxy.port, standalone):
+        assert exchange(port, ("CLIENT", "KILL", "USER", "nosuch"))[0] == b"-ERR No such user 'nosuch'\r\n"
+    # ACL DELUSER closes the user's clients, as Redis closes its connections
+    c = RawClient(proxy.port)
+    assert ask(c, "AUTH", USER, PASSWORD) == b"+OK\r\n"
+    assert bob.execute_command("ACL", "DELUSER", USER) == 1
+    assert c.wait_closed()
+    assert ask(other, "PING") == b"+PONG\r\n"
+    bob.execute_command("ACL", "SETUSER", USER, "on", ">" + PASSWORD)  # for the fixture's DELUSER
+    other.close()
+
+
+def test_acl_is_admin_only_under_authority(make_proxy, cluster):
+    p = make_proxy(extra_conf="[Authority]\n[[default]]\nMode = write\n[[ops]]\nPassword = ops-pw\nMode = admin\n")
+    c = RawClient(p.port)
+    for args in (("SETUSER", "geproxy-acl-x", "on"), ("DELUSER", "geproxy-acl-x"), ("LIST",), ("GETUSER", "default"),
+                 ("LOAD",), ("SAVE",), ("USERS",), ("LOG",)):
+        assert ask(c, "ACL", *args).startswith(b"-NOPERM"), args
+    assert ask(c, "ACL", "WHOAMI") == b"$7\r\ndefault\r\n"
+    assert ask(c, "AUTH", "ops-pw") == b"+OK\r\n"
+    assert ask(c, "ACL", "SETUSER", "geproxy-acl-x", "on") == b"+OK\r\n"
+    assert all(cluster.client(port).execute_command("ACL", "GETUSER", "geproxy-acl-x") for port in cluster.alive())
+    assert ask(c, "ACL", "DELUSER", "geproxy-acl-x") == b":1\r\n"
+    assert not any(cluster.client(port).execute_command("ACL", "GETUSER", "geproxy-acl-x")
+                   for port in cluster.alive())
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def fc():
+    """A cluster of this module's own, for a failover."""
+    dc = DevCluster(node_timeout_ms=2000)
+    dc.start()
+    yield dc
+    dc.stop()
+
+
+def test_users_survive_a_failover(fc, make_proxy):
+    p = make_proxy(cluster=fc)
+    admin = redis.Redis(host=HOST, port=p.port)
+    assert admin.execute_command("ACL", "SETUSER", USER, "on", ">" + PASSWORD, "~*", "+@all") == b"OK"
+    key = keys_per_master(fc, "fo", 1)
+    old_master, k = next(iter(key.items()))
+    replica = next(port for port in fc.replicas()
+                   if fc.client(port).info("replication").get("master_port") == old_master)
+    assert fc.client(replica).execute_command("CLUSTER", "FAILOVER") in (b"OK", True)
+    assert wait_for(lambda: fc.client(replica).info("replication")["role"] == "master", 15)
+    user = redis.Redis(host=HOST, port=p.port, username=USER, password=PASSWORD)
+
+    def works():
+        try:
+            return user.set(k[0], "after") and user.get(k[0]) == b"after"
+        except redis.RedisError:
+            return False
+    assert wait_for(works, 15)
+    for port in (replica, old_master):      # the new master had it, and so does the old one
+        assert redis.Redis(host=HOST, port=port, username=USER, password=PASSWORD).ping()
+    # after the failover, users still reach every node, replicas included
+    assert admin.execute_command("ACL", "SETUSER", "geproxy-acl-new", "on", ">x") == b"OK"
+    assert all(fc.client(port).execute_command("ACL", "GETUSER", "geproxy-acl-new") for port in fc.alive())
+    assert admin.execute_command("ACL", "DELUSER", "geproxy-acl-new", USER) == 2
+    assert not any(fc.client(port).execute_command("ACL", "GETUSER", USER) for port in fc.alive())
+    user.close()
+    admin.close()
