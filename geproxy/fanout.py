@@ -4,6 +4,15 @@
 
 The table says, per command or command|subcommand, whether it goes to every
 master or to any one, and how replies combine.
+
+What PUBSUB counts: clients' subscriptions, each once.  CHANNELS, NUMSUB and
+NUMPAT are the home master's, which holds every SUBSCRIBE and PSUBSCRIBE of
+every geproxy client on the cluster (all pick the same home master) and not
+the copies pubsub.py keeps on the other masters for keyspace notifications;
+clients subscribed directly on the home master count too, those subscribed
+directly on other nodes do not (as a cluster node counts only its own).
+SHARDCHANNELS and SHARDNUMSUB combine the masters', each shard channel living
+on its slot's master only; shard subscribers on replicas are not counted.
 """
 
 from . import merge, private, scan
@@ -33,13 +42,7 @@ TABLE = {
     "function|restore": (ALL, merge.same_reply),
     "function|kill": (ASIDE, merge.any_ok),
     "function|stats": (ASIDE, merge.running_script),
-    # What clients subscribed, each once.  SUBSCRIBE and PSUBSCRIBE of every geproxy client are on
-    # the home master, and only there once per client: the copies pubsub.py holds on the other
-    # masters for keyspace notifications (its echoes) must not count again, so CHANNELS, NUMSUB and
-    # NUMPAT are the home master's, as one cluster node answers for the clients connected to it
-    # (clients subscribed directly on another node are not counted; on the home master they are).
-    # A shard channel is subscribed on its slot's master only, once per client: SHARDCHANNELS and
-    # SHARDNUMSUB are every master's, combined (shard subscribers on replicas are not counted).
+    # What clients subscribed, each once (see the module's docstring).
     "pubsub|channels": (HOME, None),
     "pubsub|numpat": (HOME, None),
     "pubsub|numsub": (HOME, None),
