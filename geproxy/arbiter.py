@@ -1,8 +1,9 @@
 """The arbiter: with WorkerProcesses = N it owns N worker processes, each a
-full gevent proxy on the same port (SO_REUSEPORT for TCP, so the kernel
-spreads connections; an inherited socket for a unix path).  It restarts a
-worker that dies, forwards SIGTERM/SIGINT (graceful stop) and SIGHUP (reopen
-logs), and serves the metrics of all workers summed.
+full gevent proxy on the same ports, Bind and TLSBind (SO_REUSEPORT for TCP,
+so the kernel spreads connections; an inherited socket for a unix path).  It
+restarts a worker that dies, forwards SIGTERM/SIGINT (graceful stop) and SIGHUP
+(reopen logs, read the TLS certificate again), and serves the metrics of all
+workers summed.
 
 The arbiter itself never starts gevent: it forks, waits and signals.
 """
@@ -15,7 +16,8 @@ import signal
 import tempfile
 import time
 
-from .listener import bind, is_unix
+from .listener import ListenError, addresses, bind_all, is_unix
+from .tls import TLSSettingError
 
 log = logging.getLogger("geproxy.arbiter")
 
@@ -25,21 +27,21 @@ RESTART_BACKOFF = 1.0      # seconds between restarts of a worker that keeps dyi
 class Arbiter:
     def __init__(self, cfg, run_worker, log_handler):
         self.cfg = cfg
-        self.run_worker = run_worker        # (cfg, listener, worker_id, rundir) -> exit code
+        self.run_worker = run_worker        # (cfg, listeners, worker_id, rundir) -> exit code
         self.log_handler = log_handler
         self.workers = {}                   # pid -> worker id
         self.stopping = False
-        self.unix = is_unix(cfg.Bind)
+        self.listeners = {}                 # setting name -> socket the workers inherit (unix paths)
         self.rundir = None                  # shared with the workers: metrics snapshots, CONFIG SET
         self.signals = []                   # received, not yet acted on (the loop acts)
         self.restarts = {}                  # worker id -> when to start it again
         self.last_exit = {}                 # worker id -> when it last died
 
     def run(self) -> int:
-        self.listener = bind(self.cfg.Bind, reuseport=not self.unix)  # fails early, before any fork
-        if not self.unix:
-            self.listener.close()  # each worker binds its own REUSEPORT socket
-            self.listener = None
+        self.listeners = bind_all(self.cfg, reuseport=True)  # fails early, before any fork
+        for key, addr in addresses(self.cfg).items():
+            if not is_unix(addr):
+                self.listeners.pop(key).close()  # each worker binds its own REUSEPORT socket
         self.rundir = tempfile.mkdtemp(prefix="geproxy-run-")
         if self.cfg.MetricsBind:
             from . import metrics
@@ -54,7 +56,8 @@ class Arbiter:
             signal.signal(sig, self._queue)
         for wid in range(self.cfg.WorkerProcesses):
             self._spawn(wid)
-        log.info("arbiter %d: %d workers on %s", os.getpid(), len(self.workers), self.cfg.Bind)
+        log.info("arbiter %d: %d workers on %s", os.getpid(), len(self.workers),
+                 ", ".join("%s %s" % kv for kv in addresses(self.cfg).items()))
         try:
             while self.workers or self.restarts and not self.stopping:
                 self._handle_signals()
@@ -128,8 +131,10 @@ class Arbiter:
             signal.set_wakeup_fd(-1)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
-            listener = self.listener or bind(self.cfg.Bind, reuseport=True)
-            code = self.run_worker(self.cfg, listener, wid, self.rundir)
+            listeners = bind_all(self.cfg, reuseport=True, have=self.listeners)
+            code = self.run_worker(self.cfg, listeners, wid, self.rundir)
+        except (ListenError, TLSSettingError) as e:
+            log.error("worker %d cannot start: %s", wid, e)
         except BaseException:
             log.exception("worker %d failed", wid)
         finally:

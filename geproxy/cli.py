@@ -7,6 +7,8 @@ import sys
 
 from . import __version__, logs
 from .config import ConfigError, load
+from .listener import ListenError
+from .tls import TLSSettingError
 
 log = logging.getLogger("geproxy")
 
@@ -41,15 +43,19 @@ def main(argv=None):
             code = Arbiter(cfg, run_worker, handler).run()
         else:
             code = run_worker(cfg)
-    except OSError as e:
-        print("geproxy: cannot listen on %s: %s" % (cfg.Bind, e.strerror or e), file=sys.stderr)
+    except ListenError as e:
+        print("geproxy: %s" % e, file=sys.stderr)
         sys.exit(1)
+    except TLSSettingError as e:   # a TLS file changed between the check and the start
+        print("geproxy: configuration error: %s" % e, file=sys.stderr)
+        sys.exit(2)
     sys.exit(code)
 
 
-def run_worker(cfg, listener=None, worker_id=None, rundir=None):
-    """One gevent proxy until SIGTERM/SIGINT; SIGHUP reopens the log file;
-    SIGUSR1 (from the arbiter) takes a CONFIG SET made in another worker."""
+def run_worker(cfg, listeners=None, worker_id=None, rundir=None):
+    """One gevent proxy until SIGTERM/SIGINT; SIGHUP reopens the log file and
+    reads the TLS listener's certificate, key and CA again; SIGUSR1 (from the
+    arbiter) takes a CONFIG SET made in another worker."""
     import gevent
     import gevent.event
 
@@ -61,9 +67,9 @@ def run_worker(cfg, listener=None, worker_id=None, rundir=None):
     stop = gevent.event.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, stop.set)
-    gevent.signal_handler(signal.SIGHUP, logs.reopen, handler)
+    gevent.signal_handler(signal.SIGHUP, _hangup, handler, proxy)
     gevent.signal_handler(signal.SIGUSR1, proxy.apply_shared_config)
-    proxy.start(listener)
+    proxy.start(listeners)
     if cfg.MetricsBind:
         if worker_id is None:
             metrics.start_for_proxy(proxy)
@@ -73,3 +79,9 @@ def run_worker(cfg, listener=None, worker_id=None, rundir=None):
     log.info("shutting down")
     proxy.stop()
     return 0
+
+
+def _hangup(handler, proxy) -> None:
+    """SIGHUP: logrotate moved the log file; a renewed certificate is in place."""
+    logs.reopen(handler)
+    proxy.reload_tls()

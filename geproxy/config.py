@@ -12,7 +12,7 @@ from validate import Validator
 from .predixyconf import PredixyConfError, load_predixy, looks_like_predixy
 from .settings import (ALIASES, AUTHORITY, BY_NAME, DATACENTER, FUNCTIONS, GROUPS, LATENCY, POOL, POOLS,
                        by_sentinel, configspec_lines, secret)
-from .tls import NODE_FILES, TLSSettingError, node_tls
+from .tls import CLIENT_FILES, NODE_FILES, TLSSettingError, client_context, node_tls
 
 # A value quoted in an error message: ('Password abc'), "['a', 'b']"
 QUOTED = re.compile(r"""\((['"]).*?\1\)|"[^"]*"|'[^']*'""")
@@ -107,7 +107,21 @@ def load(path, overrides=None):
         node_tls(SimpleNamespace(**cfg[pools[0]]))
     except TLSSettingError as e:
         raise ConfigError("%s: %s.%s" % (path, pools[0], e)) from None
+    _check_listeners(path, cfg)
     return Config(cfg.dict(), path)
+
+
+def _check_listeners(path, cfg):
+    """Something to listen on, and a TLS listener that can work: its files are
+    read now, so a bad one stops the start (and -t)."""
+    if not cfg["Bind"] and not cfg["TLSBind"]:
+        raise ConfigError("%s: Bind: empty, and no TLSBind: nothing to listen on" % path)
+    if cfg["Bind"] and cfg["Bind"] == cfg["TLSBind"]:
+        raise ConfigError("%s: TLSBind: the same address as Bind; give each its own" % path)
+    try:
+        client_context(SimpleNamespace(**cfg))
+    except TLSSettingError as e:
+        raise ConfigError("%s: %s" % (path, e)) from None
 
 
 def _check_groups(path, kind, pool):
@@ -178,6 +192,9 @@ def _resolve(values, path):
     log = values.get("Log")
     if isinstance(log, str) and log and not os.path.isabs(log):
         values["Log"] = os.path.join(os.path.dirname(path), log)
+    for key in CLIENT_FILES:
+        if isinstance(values.get(key), str) and values[key] and not os.path.isabs(values[key]):
+            values[key] = os.path.join(os.path.dirname(path), values[key])
     for pool in [values[k] for k in POOLS if isinstance(values.get(k), dict)]:
         for key in NODE_FILES:
             if isinstance(pool.get(key), str) and pool[key] and not os.path.isabs(pool[key]):

@@ -1,5 +1,6 @@
-"""The proxy: a gevent StreamServer that gives each client a Session, in front
-of one server pool (a Redis Cluster, or groups: grouppool.py)."""
+"""The proxy: gevent StreamServers (Bind, and TLSBind for TLS) that give each
+client a Session, in front of one server pool (a Redis Cluster, or groups:
+grouppool.py)."""
 
 import ctypes
 import ctypes.util
@@ -10,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import time
 
 import gevent
@@ -17,11 +19,12 @@ import psutil
 from gevent import socket as gsocket
 from gevent.server import StreamServer
 
-from . import greenlets
+from . import greenlets, tls
+from .authfail import SampledLog
 from .authority import Authority
 from .latency import LatencyMonitors
 from .monitor import Monitor
-from .listener import bind
+from .listener import addresses, bind_all
 from .readpolicy import DataCenters
 from .router import Router
 from .sender import Sender
@@ -33,6 +36,7 @@ from .stats import Stats
 
 log = logging.getLogger("geproxy")
 BIG_REPLIES = 64 * 1024     # a client whose replies ran this big leaves freed memory worth giving back
+TLS_REFUSED = SampledLog("TLS handshake failed: %s")   # a flood of bad clients cannot fill the disk
 
 
 def _read_json(path: str) -> dict:
@@ -76,7 +80,8 @@ class Proxy:
         self.sessions = {}
         self.started = time.time()
         self._process = psutil.Process()
-        self.server = None
+        self.tls = tls.ClientTLS(cfg) if cfg.TLSBind else None   # the TLS listener's context
+        self.servers = []
         self._watchers = []
 
     def rss(self):
@@ -143,26 +148,33 @@ class Proxy:
             for name, value in _read_json(os.path.join(self.rundir, "config.json")).items():
                 self.set_config(name, value, share=False)
 
-    def start(self, listener=None):
-        """Serve on `listener` (a stdlib socket from the arbiter) or on Bind."""
-        listener = gsocket.socket(fileno=(listener or bind(self.cfg.Bind)).detach())
-        listener.setblocking(False)
+    def start(self, listeners: dict = None) -> None:
+        """Serve on `listeners` (setting name -> stdlib socket, from the arbiter)
+        or on Bind and TLSBind."""
+        listeners = listeners or bind_all(self.cfg)
         self.apply_shared_config()  # a worker (re)started after a CONFIG SET starts with it
         self.pool.start()  # know the cluster before taking clients (or start anyway: CLUSTERDOWN)
-        self.server = StreamServer(listener, self._handle, spawn=greenlets.spawn)
-        self.server.start()
+        for key, sock in listeners.items():
+            sock = gsocket.socket(fileno=sock.detach())
+            sock.setblocking(False)
+            handle = self._handle_tls if key == "TLSBind" else self._handle
+            self.servers.append(StreamServer(sock, handle, spawn=greenlets.spawn))
+            self.servers[-1].start()
         # What exists now (command table, slot map, modules) lives as long as the process: keep
         # the cyclic GC from scanning it again and again under the allocation rate of requests.
         gc.freeze()
-        log.info("geproxy %s listening on %s", self.cfg.Name, self.cfg.Bind)
+        log.info("geproxy %s listening on %s", self.cfg.Name,
+                 ", ".join("%s (%s)" % (addr, "TLS" if key == "TLSBind" else "plain")
+                           for key, addr in addresses(self.cfg).items()))
         self._watchers = [greenlets.spawn(self._watch_memory), greenlets.spawn(self._reap_idle)]
 
     def stop(self, timeout: float = None) -> None:
         """Graceful: stop accepting and reading clients, answer every command
         already sent to a node, then close (at most GracefulTimeout seconds)."""
         self.draining = True
-        if self.server is not None:
-            self.server.close()
+        if self.servers:
+            for server in self.servers:
+                server.close()
             deadline = time.time() + (self.cfg.GracefulTimeout if timeout is None else timeout)
             while any(s.owes() for s in self.sessions.values()):
                 if time.time() >= deadline:
@@ -170,14 +182,63 @@ class Proxy:
                                 sum(1 for s in self.sessions.values() if s.owes()))
                     break
                 gevent.sleep(0.02)
-            self.server.stop(timeout=0.1)
+            for server in self.servers:
+                server.stop(timeout=0.1)
         for g in self._watchers:
             g.kill(block=False)
         self.pool.stop()
 
-    def _handle(self, sock, address):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) if sock.family != socket.AF_UNIX else None
-        session = Session(self, sock, address)
+    def reload_tls(self) -> None:
+        """SIGHUP: new TLS clients get the certificate, key and CA as the files
+        now hold them; connected ones keep their session."""
+        if self.tls is not None:
+            why = self.tls.reload()
+            if why is None:
+                log.info("TLS: certificate, key and CA read again from %s", self.cfg.TLSCertFile)
+            else:
+                log.error("TLS: SIGHUP: keeping the certificate in use: %s", why)
+
+    def _handle_tls(self, sock, address):
+        tsock = self._handshake(sock, address)
+        if tsock is not None:
+            try:
+                self._handle(tsock, address, self.cfg.TLSBind)
+            finally:
+                tsock.close()
+
+    def _handshake(self, sock, address):
+        """The TLS socket of a new client, or None (logged, closed): the handshake
+        runs in the client's own greenlet, bounded by TLSHandshakeTimeout, so a
+        slow or bad one holds up no one else."""
+        peer = "%s:%s" % address[:2] if isinstance(address, tuple) else "unix"
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        limit = self.cfg.TLSHandshakeTimeout
+        timer = gevent.Timeout(limit or None)
+        tsock = None
+        try:
+            timer.start()
+            tsock = self.tls.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            tsock.do_handshake()
+            return tsock
+        except gevent.Timeout as e:
+            if e is not timer:
+                raise
+            TLS_REFUSED.note("client %s: not done within TLSHandshakeTimeout (%ss): closed" % (peer, limit))
+        except (ssl.SSLEOFError, ConnectionError):
+            log.debug("client %s: closed during the TLS handshake", peer)
+        except (ssl.SSLError, OSError, ValueError) as e:
+            TLS_REFUSED.note("client %s: %s" % (peer, tls.handshake_failure(e)))
+        finally:
+            timer.close()
+        if tsock is not None:
+            tsock.close()
+        return None
+
+    def _handle(self, sock, address, laddr=None):
+        if laddr is None and sock.family != socket.AF_UNIX:  # (a TLS client's socket has it)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        session = Session(self, sock, address, laddr or self.cfg.Bind)
         stats = self.stats
         stats.accept += 1
         stats.client_connections += 1

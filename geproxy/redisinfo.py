@@ -33,7 +33,7 @@ def _human(n):
 
 def server(proxy):
     up = int(time.time() - proxy.started)
-    port = proxy.cfg.Bind.rpartition(":")[2]
+    port = (proxy.cfg.Bind or proxy.cfg.TLSBind).rpartition(":")[2]
     return _lines("Server", [
         ("redis_version", proxy.pool.version or "unknown"), ("geproxy_version", __version__),
     ] + [(k, proxy.pool.server_info.get(k, "").strip()) for k in BUILD] + [

@@ -32,16 +32,17 @@ HARD_LIMIT = 2      # times ClientOutputLimit: closed at once
 
 class Session:
     # Slots, not a __dict__: a thousand idle clients cost a thousand of these.
-    __slots__ = ("proxy", "sender", "sock", "address", "id", "proto", "login", "via", "name", "lib",
+    __slots__ = ("proxy", "sender", "sock", "address", "laddr", "id", "proto", "login", "via", "name", "lib",
                  "created", "active", "db", "replies", "backlog", "backlog_bytes", "stash", "last_write_slot",
                  "writer", "closing", "busy", "blocked", "greenlet", "mute", "last_cmd", "closed", "txn",
                  "pubsub", "grant", "plain", "reply_size", "auth_failures", "_send", "_scheduled", "_waiter", "_wake_at", "_loop")
 
-    def __init__(self, proxy, sock, address):
+    def __init__(self, proxy, sock, address, laddr=None):
         self.proxy = proxy
         self.sender = proxy.sender       # requests' redirections are followed there
         self.sock = sock            # plain or TLS (handshake done): gsock reads and writes either
         self.address = address
+        self.laddr = laddr or proxy.cfg.Bind   # the listener it came in on (Bind or TLSBind)
         self._send = gsock.sender(sock)   # writes without waiting (the backlog's writer waits)
         self.id = next(_ids)
         self.proto = 2

@@ -42,7 +42,8 @@ def by_sentinel(kind, refresh_method):
 
 SETTINGS = [
     Setting("Name", None, "string(min=1)", "geproxy", "service name, shown by INFO"),
-    Setting("Bind", None, "address", "0.0.0.0:7617", "listen address: host:port, [v6]:port or a unix socket path"),
+    Setting("Bind", None, "optional_address", "0.0.0.0:7617",
+            "listen address: host:port, [v6]:port or a unix socket path (empty: TLSBind only)"),
     Setting("WorkerProcesses", None, "integer(min=1, max=64)", "1",
             "worker processes sharing the port (predixy's WorkerThreads is accepted as an alias)"),
     Setting("MaxMemory", None, "memsize", "0", "memory limit of the process: 0 (none), 100M, 1G", online=True),
@@ -117,15 +118,22 @@ SETTINGS = [
     Setting("ReadPolicy", DATACENTER, "names", "list()",
             "from this DC, read priority per DC: 'bj 50, sh 20' (0 or absent: never)"),
     Setting("TLSBind", None, "optional_address", "",
-            "TLS listen address for clients, beside Bind (empty: no TLS listener)"),
-    Setting("TLSCertFile", None, "string", "", "certificate chain (PEM) the TLS listener presents; re-read on SIGHUP"),
-    Setting("TLSKeyFile", None, "string", "", "private key (PEM) of TLSCertFile; re-read on SIGHUP"),
-    Setting("TLSCAFile", None, "string", "", "CA certificates (PEM) that client certificates must chain to"),
+            "TLS listen address for clients, beside Bind or instead of it (empty: no TLS listener)"),
+    Setting("TLSCertFile", None, "string", "",
+            "certificate chain (PEM) the TLS listener presents (required with TLSBind); re-read on SIGHUP"),
+    Setting("TLSKeyFile", None, "string", "", "private key (PEM, unencrypted) of TLSCertFile (empty: it is in "
+            "TLSCertFile); re-read on SIGHUP"),
+    Setting("TLSCAFile", None, "string", "", "CA certificates (PEM) client certificates must chain to "
+            "(needed by TLSAuthClients optional or require); re-read on SIGHUP"),
     Setting("TLSAuthClients", None, "option('off', 'optional', 'require')", "off",
             "client certificates: off (not asked), optional (checked when given), require"),
     Setting("TLSProtocols", None, "names", "list()",
-            "TLS versions the listener accepts, e.g. TLSv1.2 TLSv1.3 (empty: TLS 1.2 and newer)"),
-    Setting("TLSCiphers", None, "string", "", "OpenSSL cipher list for TLS 1.2 and older (empty: Python's default)"),
+            "TLS versions the listener accepts, neighbours, e.g. TLSv1.2 TLSv1.3 (empty: TLS 1.2 and newer)"),
+    Setting("TLSCiphers", None, "string", "", "OpenSSL cipher list for TLS 1.2 and older (empty: Python's "
+            "default; TLS 1.3's suites are OpenSSL's)"),
+    Setting("TLSHandshakeTimeout", None, "duration", "10",
+            "a client's TLS handshake must be done within this many seconds, else it is closed (0: no limit)",
+            online=True),
     Setting("MetricsBind", None, "optional_address", "",
             "serve Prometheus metrics at http://ADDR/metrics (empty: off)"),
     Setting("AuthFailureLimit", None, "integer(min=0)", "10",

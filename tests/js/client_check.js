@@ -1,13 +1,29 @@
 // Drive geproxy with a Node client library no one here wrote; print one JSON
 // object: {scenario: "ok" | "error: ..."}.  Run by tests/test_clients.py:
 //   node client_check.js ioredis|node-redis PORT RESP(2|3) [scenario ...]
+// Over TLS (tests/test_tls_clients.py) when GEPROXY_TLS_CA names the CA file;
+// GEPROXY_TLS_CERT and GEPROXY_TLS_KEY add a client certificate.
 "use strict";
 const assert = require("assert");
+const fs = require("fs");
 
 const [lib, port, resp, ...only] = process.argv.slice(2);
 const PORT = Number(port);
 const RESP = Number(resp);
 const tag = `${lib}:${RESP}:${process.pid}`;
+const OPT_IN = new Set(["blocking"]);  // run only when named
+
+function tlsOptions() {
+  const env = process.env;
+  if (!env.GEPROXY_TLS_CA) return null;
+  const o = { ca: fs.readFileSync(env.GEPROXY_TLS_CA) };
+  if (env.GEPROXY_TLS_CERT) {
+    o.cert = fs.readFileSync(env.GEPROXY_TLS_CERT);
+    o.key = fs.readFileSync(env.GEPROXY_TLS_KEY);
+  }
+  return o;
+}
+const TLS = tlsOptions();
 
 async function connect() {
   if (lib === "ioredis") {
@@ -15,6 +31,7 @@ async function connect() {
     // default options except the protocol under test (ioredis 6 defaults to HELLO 3)
     const opts = { port: PORT, host: "127.0.0.1", lazyConnect: true, maxRetriesPerRequest: 50 };
     if (RESP === 2) opts.protocol = 2;
+    if (TLS) opts.tls = TLS;
     const c = new Redis(opts);
     await c.connect();
     return {
@@ -39,7 +56,7 @@ async function connect() {
     };
   }
   const { createClient } = require("redis");
-  const c = createClient({ socket: { port: PORT, host: "127.0.0.1" }, RESP });
+  const c = createClient({ socket: { port: PORT, host: "127.0.0.1", ...(TLS ? { tls: true, ...TLS } : {}) }, RESP });
   c.on("error", () => {});  // reconnects are part of the test
   await c.connect();
   return {
@@ -138,13 +155,24 @@ const scenarios = {
     assert.strictEqual(size, 2000);
     await c.raw("DEL", k, h);
   },
+  async blocking(c) {
+    const k = `{${tag}}:blk`;
+    await c.raw("DEL", k);
+    const t = Date.now();
+    assert.strictEqual(await c.raw("BLPOP", k, "0.3"), null);
+    assert.ok(Date.now() - t >= 250, "BLPOP returned before its timeout");
+    await c.raw("RPUSH", k, "x");
+    assert.deepStrictEqual((await c.raw("BLPOP", k, "5")).map(String), [k, "x"]);
+    const moved = await c.raw("BLMOVE", k, `${k}:2`, "LEFT", "RIGHT", "0.2");
+    assert.strictEqual(moved, null);
+  },
 };
 
 async function main() {
   const out = {};
   const c = await connect();
   for (const [name, fn] of Object.entries(scenarios)) {
-    if (only.length && !only.includes(name)) continue;
+    if (only.length ? !only.includes(name) : OPT_IN.has(name)) continue;
     try {
       await fn(c);
       out[name] = "ok";
