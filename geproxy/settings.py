@@ -86,14 +86,18 @@ SETTINGS = [
     Setting("ServerRetryTimeout", POOL, "duration", "1", "how long a failed node is left alone before a retry"),
     Setting("KeepAlive", POOL, "integer(min=0)", "0", "TCP keepalive idle seconds on backend sockets (0: off)"),
     Setting("ServerTLS", POOL, "boolean", "false",
-            "every backend connection (node links, private connections, Sentinels) uses TLS"),
+            "every backend connection (node links, private connections, the control connection, Sentinels) "
+            "uses TLS"),
     Setting("ServerTLSCAFile", POOL, "string", "", "CA certificates (PEM) node certificates must chain to "
             "(empty: the system's)"),
-    Setting("ServerTLSVerify", POOL, "boolean", "true", "verify node certificates against the CA (off: tests only)"),
-    Setting("ServerTLSCertFile", POOL, "string", "", "client certificate (PEM) for mutual TLS with the nodes"),
-    Setting("ServerTLSKeyFile", POOL, "string", "", "private key (PEM) of ServerTLSCertFile"),
+    Setting("ServerTLSVerify", POOL, "boolean", "true",
+            "verify node certificates: the chain, and ServerTLSName when set (off: tests only)"),
+    Setting("ServerTLSCertFile", POOL, "string", "", "client certificate (PEM) for mutual TLS with the nodes "
+            "(Redis asks for one unless tls-auth-clients is no)"),
+    Setting("ServerTLSKeyFile", POOL, "string", "",
+            "private key (PEM, unencrypted) of ServerTLSCertFile (empty: it is in ServerTLSCertFile)"),
     Setting("ServerTLSName", POOL, "string", "",
-            "name the node certificates must carry, also sent as SNI (empty: the name is not checked)"),
+            "name every node certificate must carry, also sent as SNI (empty: the chain is checked, not the name)"),
     Setting("Servers", POOL, "addresses", None, "seed nodes, host:port, comma separated; one reachable is enough",
             pools=(POOL,)),
     Setting("Sentinels", POOL, "optional_addresses", "list()",
