@@ -226,7 +226,7 @@ class ClusterServerPool(ServerPool):
         if not any(n.slots for n in nodes):
             raise BackendError("%s: knows no slot owner (not in a cluster yet?)" % conn.addr)
         names = any(n.hostname for n in nodes) and prefers_names(conn.execute("CLUSTER", "SLOTS"), nodes)
-        return one_per_address(nodes), names
+        return one_per_address(nodes, names), names
 
     def refresh(self) -> None:
         nodes, names = self._on_some_node(self._read_topology)
@@ -238,7 +238,7 @@ class ClusterServerPool(ServerPool):
         """The node's Server: the one any of its spellings already has, unless
         it was another node's (a new node id on a known address); else a new
         one under the spelling the cluster prefers."""
-        for spelling in [n.endpoint(names)] + n.spellings():
+        for spelling in [n.endpoint(names)] + n.spellings(names):
             s = self.servers.get(spelling) or self.aliases.get(spelling)
             if s is not None and servers.get(s.addr) is None and s.node_id in ("", n.node_id):
                 return s
@@ -253,7 +253,7 @@ class ClusterServerPool(ServerPool):
         for n in nodes:
             s = self._server_of(n, names, servers)
             servers[s.addr] = s
-            for spelling in n.spellings():
+            for spelling in n.spellings(names):
                 if spelling != s.addr:
                     aliases[spelling] = s
             s.node_id = n.node_id

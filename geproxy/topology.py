@@ -28,8 +28,11 @@ class NodeInfo:
         """hostname:port, or "" when the node announces no name."""
         return "%s:%s" % (self.hostname, self.addr.rpartition(":")[2]) if self.hostname else ""
 
-    def spellings(self) -> List[str]:
-        return [a for a in (self.addr, self.name_addr) if a]
+    def spellings(self, names: bool = True) -> List[str]:
+        """How the cluster may name this node: its address, and its host name
+        when the cluster spells nodes by name (else the name is only a label,
+        which several nodes may share)."""
+        return [self.addr, self.name_addr] if names and self.hostname else [self.addr]
 
     def endpoint(self, names: bool) -> str:
         """The spelling to dial: the name when the cluster prefers names and the node has one."""
@@ -65,20 +68,20 @@ def parse_cluster_nodes(text: str, seen_from: Optional[str] = None) -> List[Node
     return nodes
 
 
-def one_per_address(nodes: Iterable[NodeInfo]) -> List[NodeInfo]:
-    """The nodes, at most one per spelling.  A node replaced by a new one on the
-    same address (a pod that came back empty, with a new node id) stays in the
-    cluster's table, flagged fail, until it is forgotten; the address is the
-    new node's, so the healthy one wins, and a master with slots before one
-    without."""
+def one_per_address(nodes: Iterable[NodeInfo], names: bool = False) -> List[NodeInfo]:
+    """The nodes, at most one per spelling (`names`: host names count).  A
+    node replaced by a new one on the same address or name (a pod that came
+    back empty, with a new node id) stays in the cluster's table, flagged
+    fail, until it is forgotten; the address is the new node's, so the healthy
+    one wins, and a master with slots before one without."""
     def rank(n):
         return ("fail" in n.flags, "fail?" in n.flags, not n.slots, "myself" not in n.flags)
     nodes = list(nodes)
     kept, taken = set(), set()
     for n in sorted(nodes, key=rank):
-        if taken.isdisjoint(n.spellings()):
+        if taken.isdisjoint(n.spellings(names)):
             kept.add(n.node_id)
-            taken.update(n.spellings())
+            taken.update(n.spellings(names))
     return [n for n in nodes if n.node_id in kept]     # in the cluster's order: no churn from one refresh to the next
 
 

@@ -83,6 +83,26 @@ class Forwarder(threading.Thread):
                 pass
 
 
+class BlackHole:
+    """Listening sockets on `ports` whose backlog is full: a connection there
+    neither succeeds nor is refused, it times out, as with a pod's address
+    after the pod is gone (nothing answers, not even a reset)."""
+
+    def __init__(self, ports):
+        self.socks = []
+        for port in ports:
+            lsock = socket.socket()
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsock.bind((HOST, port))
+            lsock.listen(0)
+            filler = socket.create_connection((HOST, port), timeout=2)     # the one place in the backlog
+            self.socks += [lsock, filler]
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+
+
 def named_cluster(name="localhost"):
     """A 3+3 cluster whose nodes announce `name` and ask clients to use it
     (MOVED, ASK and CLUSTER SLOTS say name:port); ready when every node says so."""

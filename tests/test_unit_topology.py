@@ -47,6 +47,19 @@ def test_one_node_per_address_the_healthy_one_wins():
     assert [n.node_id for n in kept] == ["new", "two"]     # the cluster's order kept
 
 
+def test_one_node_per_name_only_where_the_cluster_spells_by_name():
+    """A pod back empty on another IP keeps its name: with names preferred
+    the old node (flagged fail) gives way; where a name is only a label (it
+    may be the same for every node) the nodes are told apart by address."""
+    text = ("old 10.0.0.1:6379@16379,redis-0 master,fail - 0 0 1 connected 0-100\n"
+            "new 10.0.0.9:6379@16379,redis-0 master - 0 0 3 connected\n"
+            "two 10.0.0.2:6379@16379,redis-1 master - 0 0 2 connected 101-16383\n")
+    nodes = parse_cluster_nodes(text)
+    assert [n.node_id for n in one_per_address(nodes, names=True)] == ["new", "two"]
+    assert [n.node_id for n in one_per_address(nodes, names=False)] == ["old", "new", "two"]
+    assert nodes[0].spellings(False) == ["10.0.0.1:6379"]
+
+
 def test_lone_node_address_from_where_it_was_asked():
     nodes = parse_cluster_nodes("aaa :7000@17000 myself,master - 0 0 0 connected\n", seen_from="10.1.1.1:7000")
     assert nodes[0].addr == "10.1.1.1:7000" and nodes[0].slots == []
