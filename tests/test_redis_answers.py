@@ -136,7 +136,7 @@ def test_scan_of_a_small_keyspace_ends_in_one_call(proxy, cluster, standalone, e
         c.rpush(keys[2], 1)
     for p in ports:
         for proto in (2, 3):
-            for kw in ({}, {"count": 10}, {"count": 3}, {"match": "sw:*"}, {"_type": "list"}):
+            for kw in ({}, {"count": 10}, {"count": 100}, {"match": "sw:*"}, {"_type": "list"}):
                 cursor, got = redis.Redis(host=HOST, port=p, protocol=proto).scan(0, **kw)
                 want = keys[2:] if kw.get("_type") else keys
                 assert cursor == 0 and sorted(got) == sorted(k.encode() for k in want), (p, proto, kw)
