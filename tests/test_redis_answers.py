@@ -182,3 +182,17 @@ def test_scan_shows_a_prefixed_class_its_keys_in_one_call(make_proxy, proxy, clu
         c.set(ks[1].replace("pub.", "priv."), 1)
     cursor, got = redis.Redis(host=HOST, port=p.port).scan(0)
     assert cursor == 0 and sorted(got) == sorted(ks[0].encode() for ks in per)
+
+
+def test_scan_reads_the_cursor_as_redis_does(proxy, standalone):  # noqa: F811
+    forms = ["", "-1", "+0", "-0", " 1", "1 ", "-", "+", "0x1", "1.5", "18446744073709551615",
+             "18446744073709551616", "-18446744073709551615", "-18446744073709551616", "01"]
+    for form in forms:
+        mine, theirs = (exchange(port, ("SCAN", form, "COUNT", "1"))[0] for port in (proxy.port, standalone))
+        assert (mine[:1] == b"-") == (theirs[:1] == b"-"), form
+        if mine[:1] == b"-":
+            assert mine == theirs == b"-ERR invalid cursor\r\n"
+    for opts in (("COUNT", "0"), ("COUNT", "-1"), ("COUNT", "x"), ("COUNT",), ("MATCH",), ("NOSUCH", "1"),
+                 ("COUNT", "99999999999999999999")):
+        mine, theirs = (exchange(port, ("SCAN", "0") + opts)[0] for port in (proxy.port, standalone))
+        assert mine == theirs and mine[:1] == b"-", opts
