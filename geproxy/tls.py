@@ -197,7 +197,7 @@ def handshake_failure(e: BaseException) -> str:
 
 def for_pool(pool) -> Optional[NodeTLS]:
     """node_tls(pool), made once per pool and kept on its settings object, so
-    every dial of the pool shares one context (and its session cache)."""
+    every dial of the pool shares one context and no dial reads a file."""
     made = vars(pool).get("node_tls", _UNSET)
     if made is _UNSET:   # (a stand-in for the settings, in a test, may have no ServerTLS: none)
         made = pool.node_tls = node_tls(pool) if hasattr(pool, "ServerTLS") else None
