@@ -2,6 +2,9 @@
 (WorkerProcesses 1 and 2) and, given PREDIXY=/path/to/predixy, through predixy
 (WorkerThreads 1 and 2), repeated in alternating order: medians of rates and of
 p50/p99 latencies, and ratios; then memory with 1,000 idle clients.
+TLS rows (unless --no-tls): a second cluster on TLS only, redis-benchmark --tls
+straight at it against geproxy with TLS on both sides, and against the plain
+geproxy of the first part, in the same alternating rounds.
 Run through scripts/bench.sh."""
 
 import argparse
@@ -9,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -17,6 +21,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))     # tlshelp: certificates made at run time
 
 from geproxy.devcluster import DevCluster, command, free_ports, parse_ports  # noqa: E402
 from geproxy.serverpool import parse_cluster_nodes  # noqa: E402
@@ -30,6 +35,7 @@ TESTS = [("set,get", 1), ("set,get", 16), ("set,get", DEEP), ("mget", 1), ("mget
 # proxy they are spread over all slots (split per slot and merged): the same work for both proxies.
 MULTI = {"mget": ["MGET"], "mset": ["MSET"], "del": ["DEL"]}
 MULTI_VALUE = {"mset": ["v"]}
+TLS_TESTS = [("set,get", 1), ("set,get", 16)]
 
 
 def free_port():
@@ -52,11 +58,13 @@ def start_predixy(tmp, name, binary, servers, threads):
     return proc, wait_ready(proc, port, name)
 
 
-def wait_ready(proc, port, name):
+def wait_ready(proc, port, name, tls=None):
+    """The port, once the proxy answers a SET (tls: an SSLContext for a TLS listener)."""
     deadline = time.time() + 15
     while time.time() < deadline and proc.poll() is None:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+                s = tls.wrap_socket(raw) if tls else raw
                 s.sendall(b"*3\r\n$3\r\nSET\r\n$5\r\nbench\r\n$1\r\n1\r\n")
                 if s.recv(16) == b"+OK\r\n":  # topology known, not just listening
                     return port
@@ -66,18 +74,39 @@ def wait_ready(proc, port, name):
     raise SystemExit("%s did not start" % name)
 
 
-def start_proxy(tmp, name, servers, workers):
+def start_proxy(tmp, name, servers, workers, certs=None):
+    """geproxy on a free port; certs (node, client, with .ca): TLS on both sides, TLS listener only."""
     port = free_port()
     conf = os.path.join(tmp, "%s.conf" % name)
+    bind = "Bind = 127.0.0.1:%d\n" % port
+    pool = ""
+    if certs:
+        node, client = certs
+        bind = "Bind = \nTLSBind = 127.0.0.1:%d\nTLSCertFile = %s\nTLSKeyFile = %s\n" % (port, node.cert, node.key)
+        pool = "ServerTLS = yes\nServerTLSCAFile = %s\nServerTLSCertFile = %s\nServerTLSKeyFile = %s\n" % (
+            client.ca, client.cert, client.key)
     with open(conf, "w") as f:
-        f.write("Name = %s\nBind = 127.0.0.1:%d\nWorkerProcesses = %d\n[ClusterServerPool]\n"
-                "MasterReadPriority = 100\nServers = %s\n" % (name, port, workers, ", ".join(servers)))
+        f.write("Name = %s\n%sWorkerProcesses = %d\n[ClusterServerPool]\n"
+                "MasterReadPriority = 100\nServers = %s\n%s" % (name, bind, workers, ", ".join(servers), pool))
     log = open(os.path.join(tmp, "%s.log" % name), "w")
     # GEPROXY_BENCH_PROXY_ROOT: run the geproxy of another checkout (before/after comparisons)
     proc = subprocess.Popen([sys.executable, "-m", "geproxy", "-c", conf], stdout=log,
                             cwd=os.environ.get("GEPROXY_BENCH_PROXY_ROOT", ROOT),
                             stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, wait_ready(proc, port, "geproxy %s (see %s)" % (name, log.name))
+    return proc, wait_ready(proc, port, "geproxy %s (see %s)" % (name, log.name),
+                            tls_client(certs[1]) if certs else None)
+
+
+def tls_client(cert):
+    """A client context trusting the test CA, presenting `cert`."""
+    ctx = ssl.create_default_context(cafile=cert.ca)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(cert.cert, cert.key)
+    return ctx
+
+
+def tls_args(cert):
+    return ["--tls", "--cacert", cert.ca, "--cert", cert.cert, "--key", cert.key]
 
 
 def redis_benchmark(args, tests, pipeline, n, direct):
@@ -163,6 +192,7 @@ def main():
     ap.add_argument("--tests", default=os.environ.get("TESTS", "set,get,mget,mset,del"),
                     help="which of set,get,mget,mset,del (default all)")
     ap.add_argument("--no-workers", action="store_true", help="skip the two-worker runs")
+    ap.add_argument("--no-tls", action="store_true", help="skip the TLS rows")
     opts = ap.parse_args()
     wanted = set(opts.tests.split(","))
     tests = [(t, p) for t, p in TESTS if set(t.split(",")) & wanted]
@@ -202,6 +232,8 @@ def main():
                             results.setdefault((test, p), {}).setdefault(target, []).append(row)
             print("round %d/%d done" % (rnd + 1, opts.rounds), flush=True)
         report(results, list(proxies))
+        if not opts.no_tls and wanted & {"set", "get"}:
+            tls_part(tmp, opts, wanted, procs, proxies["geproxy-1"][1])
         for name, (proc, port) in proxies.items():
             print("\n%s RSS: %d KiB at rest after the runs, %d KiB with 1,000 idle clients" % (
                 name, tree_rss(proc.pid), idle_clients_rss(port, proc.pid)))
@@ -213,6 +245,42 @@ def main():
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+        cluster.stop()
+
+
+def tls_part(tmp, opts, wanted, procs, plain_port):
+    """TLS rows: a TLS-only cluster, redis-benchmark --tls --cluster straight at it, geproxy with
+    TLS on both sides (one worker), and the plain geproxy (one worker) on the plain cluster."""
+    from tlshelp import make_ca, make_cert
+    certs = os.path.join(tmp, "certs")
+    ca = make_ca(certs)
+    node, client = make_cert(certs, "node", ca), make_cert(certs, "client", ca, sans=[])
+    cluster = DevCluster(ports=free_ports(6), base_dir=os.path.join(tmp, "tls-cluster"), tls=node)
+    try:
+        cluster.start()
+        proc, port = start_proxy(tmp, "geproxy-tls", cluster.addrs, 1, (node, client))
+        procs.append(proc)
+        targets = {"direct-tls": tls_args(client) + ["--cluster", "-p", str(cluster.ports[0])],
+                   "geproxy-tls": tls_args(client) + ["-p", str(port)],
+                   "geproxy-1": ["-p", str(plain_port)]}
+        results, order = {}, list(targets)
+        for rnd in range(opts.rounds):
+            order = order[1:] + order[:1]
+            for test_names, p in TLS_TESTS:
+                for target in order:
+                    for test, row in redis_benchmark(targets[target], test_names, p, opts.n, False).items():
+                        if test.lower() in wanted:
+                            results.setdefault((test, p), {}).setdefault(target, []).append(row)
+            print("TLS round %d/%d done" % (rnd + 1, opts.rounds), flush=True)
+        print("\n| TLS test | P | " + " | ".join("%s rps (p50/p99 ms)" % c for c in targets) + " | ratios |")
+        print("| --- | --- | " + " | ".join("---" for _ in targets) + " | --- |")
+        for (test, p), by in results.items():
+            med = {c: [statistics.median(v[i] for v in by[c]) for i in range(3)] for c in targets}
+            cells = ["%.0f (%.2f/%.2f)" % tuple(med[c]) for c in targets]
+            print("| %s | %d | %s | geproxy-tls/direct-tls %.2f; geproxy-tls/geproxy-1 %.2f |" % (
+                test, p, " | ".join(cells), med["geproxy-tls"][0] / med["direct-tls"][0],
+                med["geproxy-tls"][0] / med["geproxy-1"][0]))
+    finally:
         cluster.stop()
 
 
