@@ -235,14 +235,16 @@ class ClusterServerPool(ServerPool):
         self._apply(nodes, names)
 
     def _server_of(self, n, names, servers):
-        """The node's Server: the one any of its spellings already has, unless
-        it was another node's (a new node id on a known address); else a new
-        one under the spelling the cluster prefers."""
-        for spelling in [n.endpoint(names)] + n.spellings(names):
-            s = self.servers.get(spelling) or self.aliases.get(spelling)
-            if s is not None and servers.get(s.addr) is None and s.node_id in ("", n.node_id):
-                return s
-        return self._new_server(n.endpoint(names))
+        """The node's Server: the one its preferred spelling already has
+        (maybe made by a MOVED before this refresh), unless that was another
+        node's (a new node id on a known address); else a new one.  A node the
+        cluster now spells otherwise (the preferred endpoint type changed) is
+        a new Server too: the old spelling may no longer be reachable."""
+        endpoint = n.endpoint(names)
+        s = self.servers.get(endpoint)
+        if s is not None and endpoint not in servers and s.node_id in ("", n.node_id):
+            return s
+        return self._new_server(endpoint)
 
     def _apply(self, nodes, names=False):
         slots = [None] * SLOTS
@@ -270,15 +272,15 @@ class ClusterServerPool(ServerPool):
             else:
                 s.role, s.group = "slave", n.master_id if n.master_id in ids else ""
         gone = [s for s in self.servers.values() if servers.get(s.addr) is not s]
-        self.servers, self.aliases = servers, aliases
-        for s in gone:
-            s.close()
         if masters and masters != self.masters or slots != self.slots:
             log.info("topology: %d masters, %d nodes%s", len(masters), len(nodes),
                      ", %d gone" % len(gone) if gone else "")
+        self.servers, self.aliases = servers, aliases
         self.slots = slots
         self.masters = masters
         self.reads = self._read_groups(nodes, slots, listed) if replicas_read(self.cfg, self.dcs) else None
+        for s in gone:      # their requests get an error; nothing routes to them any more
+            s.close()
 
     def _read_groups(self, nodes, slots, listed):
         by_id = {s.node_id: s for s in self.servers.values()}

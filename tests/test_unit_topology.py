@@ -108,3 +108,57 @@ def test_a_resolver_that_hangs_is_given_up():
 
 def test_real_names_resolve():
     assert ("127.0.0.1", 7000) in list(Seeds(["localhost:7000"]).endpoints())
+
+
+class Cfg:
+    Servers = ["redis.svc:6379"]
+    ServerTimeout = 1
+    RefreshInterval = 1
+    User = Password = ""
+    MasterReadPriority, StaticSlaveReadPriority, DynamicSlaveReadPriority = 50, 0, 0
+    ServerFailureLimit, ServerRetryTimeout = 3, 1
+
+
+def named(*rows):
+    return parse_cluster_nodes("".join(
+        "%s 10.0.0.%d:6379@16379,redis-%d %s connected %s\n" % (nid, i, i, rest, slots) for nid, i, rest, slots in rows))
+
+
+def test_pool_one_server_per_node_by_any_spelling_a_new_id_a_new_server():
+    from geproxy.readpolicy import DataCenters
+    from geproxy.serverpool import ClusterServerPool
+    pool = ClusterServerPool(Cfg, None, DataCenters("", {}))
+    nodes = named(("aaa", 1, "master - 0 0 1", "0-8191"), ("bbb", 2, "master - 0 0 2", "8192-16383"),
+                  ("ccc", 3, "slave aaa 0 0 1", ""))
+    pool._apply(one_per_address(nodes, True), True)
+    assert sorted(pool.servers) == ["redis-1:6379", "redis-2:6379", "redis-3:6379"]    # the spelling dialled
+    first = pool.server("redis-1:6379")
+    assert pool.server("10.0.0.1:6379") is first and pool.slots[0] is first and len(pool.servers) == 3
+    pool.moved(9000, "redis-4:6379")            # a node the map does not know yet
+    newcomer = pool.server("redis-4:6379")
+    assert pool.slots[9000] is newcomer and newcomer.node_id == ""
+    nodes = named(("aaa", 1, "master - 0 0 1", "0-8191"), ("bbb", 2, "master - 0 0 2", "8192-8999"),
+                  ("ddd", 4, "master - 0 0 3", "9000-16383"), ("eee", 3, "slave aaa 0 0 1", ""))
+    pool._apply(one_per_address(nodes, True), True)
+    assert pool.server("redis-4:6379") is newcomer and newcomer.node_id == "ddd"       # adopted
+    assert pool.server("redis-1:6379") is first
+    replaced = pool.server("10.0.0.3:6379")
+    assert replaced.node_id == "eee" and replaced.role == "slave"
+    assert sorted(pool.servers) == ["redis-1:6379", "redis-2:6379", "redis-3:6379", "redis-4:6379"]
+    pool._apply(one_per_address(nodes, False), False)     # names become labels: reached by IP again
+    assert sorted(pool.servers) == ["10.0.0.%d:6379" % i for i in (1, 2, 3, 4)] and not pool.aliases
+    by_ip = pool.server("10.0.0.1:6379")
+    assert by_ip is not first and by_ip.node_id == "aaa" and pool.slots[0] is by_ip
+
+
+def test_pool_new_node_id_on_a_known_address_is_a_new_server():
+    from geproxy.readpolicy import DataCenters
+    from geproxy.serverpool import ClusterServerPool
+    pool = ClusterServerPool(Cfg, None, DataCenters("", {}))
+    pool._apply(named(("aaa", 1, "master - 0 0 1", "0-16383")), False)
+    old = pool.server("10.0.0.1:6379")
+    old.fail_until = time.monotonic() + 60          # what the proxy knew of the old node
+    pool._apply(named(("zzz", 1, "master - 0 0 1", "0-16383")), False)
+    new = pool.server("10.0.0.1:6379")
+    assert new is not old and new.node_id == "zzz" and not new.is_failed()
+    assert list(pool.servers.values()) == [new] and pool.slots[16383] is new
