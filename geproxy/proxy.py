@@ -4,6 +4,7 @@ grouppool.py)."""
 
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import gc
 import json
@@ -211,12 +212,12 @@ class Proxy:
         runs in the client's own greenlet, bounded by TLSHandshakeTimeout, so a
         slow or bad one holds up no one else."""
         peer = "%s:%s" % address[:2] if isinstance(address, tuple) else "unix"
-        if sock.family != socket.AF_UNIX:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         limit = self.cfg.TLSHandshakeTimeout
         timer = gevent.Timeout(limit or None)
         tsock = None
         try:
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             timer.start()
             tsock = self.tls.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             tsock.do_handshake()
@@ -227,7 +228,12 @@ class Proxy:
             TLS_REFUSED.note("client %s: not done within TLSHandshakeTimeout (%ss): closed" % (peer, limit))
         except (ssl.SSLEOFError, ConnectionError):
             log.debug("client %s: closed during the TLS handshake", peer)
-        except (ssl.SSLError, OSError, ValueError) as e:
+        except OSError as e:
+            if isinstance(e, ssl.SSLError) or e.errno != errno.ENOTCONN:
+                TLS_REFUSED.note("client %s: %s" % (peer, tls.handshake_failure(e)))
+            else:   # reset before the handshake began
+                log.debug("client %s: closed before the TLS handshake", peer)
+        except ValueError as e:
             TLS_REFUSED.note("client %s: %s" % (peer, tls.handshake_failure(e)))
         finally:
             timer.close()

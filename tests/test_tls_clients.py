@@ -7,6 +7,9 @@ reader's backlog, and clients on the plain listener beside them."""
 import asyncio
 import json
 import os
+import socket
+import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -15,8 +18,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from conftest import HOST
-from tlsclients import Certs, connect, roundtrip, start_tls_proxy
+from conftest import HOST, wait_for
+from tlsclients import Certs, connect, roundtrip, start_tls_proxy, tls_ping
 
 JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
 NODE = __import__("shutil").which("node")
@@ -243,3 +246,32 @@ def test_plain_listener_beside_tls(tproxy, certs):
         assert roundtrip(s, b"GET tls:both\r\n", until=b"1\r\n") == b"$1\r\n1\r\n"
     finally:
         s.close()
+
+
+def test_client_gone_while_blocked_and_client_kill(tproxy, certs):
+    """A TLS client that hangs up during BLPOP is noticed (its blocked count
+    goes back); CLIENT KILL from the plain port closes a TLS client; a client
+    that resets before its handshake leaves no trace but a debug line."""
+    r = redis.Redis(host=HOST, port=tproxy.port)
+    s = connect(tproxy.tls_port, certs)
+    s.sendall(b"BLPOP tls:never 0\r\n")
+    assert wait_for(lambda: r.info("clients")["blocked_clients"] >= 1, timeout=10)
+    s.close()
+    assert wait_for(lambda: r.info("clients")["blocked_clients"] == 0, timeout=10)
+    s = connect(tproxy.tls_port, certs)
+    try:
+        roundtrip(s, b"CLIENT SETNAME tlsvictim\r\n")
+        assert r.client_kill_filter(_type=None, laddr="%s:%d" % (HOST, tproxy.tls_port)) >= 1
+        s.settimeout(10)
+        try:
+            assert s.recv(100) == b""
+        except (ssl.SSLError, ConnectionResetError):
+            pass
+    finally:
+        s.close()
+    for _ in range(5):
+        raw = socket.create_connection((HOST, tproxy.tls_port))
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raw.close()                                   # RST at once
+    assert tls_ping(tproxy.tls_port, certs, timeout=5)
+    assert "Traceback" not in tproxy.log() and "failed with" not in tproxy.log()
