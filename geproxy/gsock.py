@@ -42,6 +42,7 @@ def plain(sock: gsocket.socket) -> _socket.socket:
 
 
 def is_tls(sock: gsocket.socket) -> bool:
+    """Does this socket speak TLS (a gevent SSLSocket with its SSL object)?"""
     return sock.__class__ is not _PLAIN and getattr(sock, "_sslobj", None) is not None
 
 
