@@ -74,7 +74,8 @@ def _tls_recv(sslobj) -> Recv:
     def recv(n: int) -> bytes:
         while True:
             try:
-                return read(n)
+                data = read(n)
+                break
             except ssl.SSLWantReadError:
                 raise BlockingIOError() from None
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
@@ -83,6 +84,21 @@ def _tls_recv(sslobj) -> Recv:
                 # OpenSSL must write before it reads (renegotiation, which the server
                 # context refuses, or a full buffer for a key update): rare, poll briefly
                 gevent.sleep(0.005)
+        if len(data) < RECORD or len(data) >= n:
+            return data
+        # One read gives at most one record; a full one says more is likely queued
+        # behind it: take what is there now, as a plain read takes all it can.
+        parts, got = [data], len(data)
+        while got < n:
+            try:
+                more = read(n - got)
+            except ssl.SSLError:    # nothing more now, or the end: the next call tells
+                break
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
     return recv
 
 
