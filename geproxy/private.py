@@ -13,7 +13,7 @@ from collections import deque
 
 import gevent
 
-from . import greenlets, tls
+from . import greenlets, gsock, tls
 from .connection import BackendError, dial, handshake_commands, read_replies
 from .framer import Framer
 from .login import credentials
@@ -108,9 +108,24 @@ def checkout(server, via):
     idle = server.idle_private.get(via)
     while idle:
         conn = idle.pop()
-        if conn.sock is not None:
+        if conn.sock is not None and _quiet(conn.sock):
             return conn
+        conn.close()
     return PrivateConn(server, via)
+
+
+def _quiet(sock) -> bool:
+    """Is an idle connection still open with nothing unasked on it?  A node
+    that closed it while idle (restarted, CLIENT KILL, its `timeout`) leaves an
+    end of stream that a reused connection would give the next client as its
+    error: a peek, one syscall, tells before it is handed out."""
+    try:
+        gsock.plain(sock).recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        return False            # b"": closed; bytes: something nobody asked for
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
 
 
 ERRORS = (BackendError, OSError, ProtocolError, socket.timeout)

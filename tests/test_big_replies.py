@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from conftest import HOST
+from conftest import HOST, start_proxy
 
 KIB, MIB = 1024, 1024 * 1024
 SIZES = [70 * KIB, 150 * KIB, 300 * KIB, 1 * MIB, 20 * MIB, 64 * MIB]
@@ -29,7 +29,18 @@ def values(n, elem, tag=b""):
 
 
 @pytest.fixture(scope="module")
-def clients(proxy):
+def big_proxy(cluster):
+    """A proxy whose ServerTimeout lets a node take its time: building a 64 MiB
+    reply (a Lua table, a SORT) can take seconds on a busy machine, and the
+    session proxy's 1 s would then fail the request, not show a stall."""
+    p = start_proxy(cluster, pool={"ServerTimeout": 30})
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def clients(big_proxy):
+    proxy = big_proxy
     made = {p: redis.Redis(host=HOST, port=proxy.port, protocol=p, socket_timeout=60) for p in (2, 3)}
     probe = redis.Redis(host=HOST, port=proxy.port, socket_timeout=5)
     yield made, probe

@@ -564,3 +564,24 @@ def test_local_commands_answered_before_the_cluster_is_reached(fc):
             got["QUIT"] == b"+OK\r\n", got
     finally:
         p.stop()
+
+
+def test_idle_private_connection_closed_by_its_node(fc, proxies):
+    """A node that closes the proxy's idle private connections (CLIENT KILL,
+    its `timeout`, a restart) costs the next client nothing: CONFIG SET, which
+    goes to every node on private connections, still answers OK."""
+    p = proxies(fc)
+    r = redis.Redis(host=HOST, port=p.port, socket_timeout=10)
+    try:
+        assert r.config_set("slowlog-max-len", "129")
+        killed = 0
+        for port in fc.ports:
+            for line in node_command(HOST, port, "CLIENT", "LIST").splitlines():
+                fields = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)
+                if fields.get("cmd") == "config|set":
+                    killed += node_command(HOST, port, "CLIENT", "KILL", "ID", fields["id"])
+        assert killed >= len(fc.ports), "the proxy's CONFIG SET connections were not found"
+        for _ in range(3):
+            assert r.config_set("slowlog-max-len", "128")
+    finally:
+        r.close()
