@@ -46,20 +46,21 @@ _geproxy_pip() {
 }
 
 # redis-server for the cluster nodes, redis-cli for `--cluster create`, redis-benchmark for bench.sh,
-# redis-sentinel for the Sentinel pool, haproxy for the test of several geproxies behind it.
+# redis-sentinel for the Sentinel pool, haproxy for the test of several geproxies behind it, openssl for the
+# TLS tests' certificates (made at test time).
 geproxy_need_redis() {
     local missing=0 b
-    for b in redis-server redis-cli redis-benchmark redis-sentinel haproxy; do
+    for b in redis-server redis-cli redis-benchmark redis-sentinel haproxy openssl; do
         command -v "$b" >/dev/null 2>&1 || missing=1
     done
     [ "$missing" = 0 ] && return 0
     if [ "$(id -u)" != 0 ]; then
-        echo "error: redis-server/redis-cli/redis-benchmark/redis-sentinel/haproxy not found: install them (e.g. 'sudo apt-get install redis-server redis-sentinel haproxy')" >&2
+        echo "error: redis-server/redis-cli/redis-benchmark/redis-sentinel/haproxy/openssl not found: install them (e.g. 'sudo apt-get install redis-server redis-sentinel haproxy openssl')" >&2
         return 1
     fi
-    echo "installing Debian packages redis-server, redis-sentinel, haproxy ..." >&2
+    echo "installing Debian packages redis-server, redis-sentinel, haproxy, openssl ..." >&2
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools redis-sentinel haproxy >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools redis-sentinel haproxy openssl >/dev/null
     # the packages may start system services; the tests start their own
     (systemctl stop redis-server redis-sentinel haproxy || service redis-server stop || true) >/dev/null 2>&1
     (service redis-sentinel stop || true) >/dev/null 2>&1
