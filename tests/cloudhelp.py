@@ -21,12 +21,12 @@ class Forwarder(threading.Thread):
     Service in front of the pods: `target` may change; a connection that
     cannot reach it is closed, as a service with no ready pod does."""
 
-    def __init__(self, target):
+    def __init__(self, target, port=0):
         super().__init__(daemon=True)
         self.target = target
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((HOST, 0))
+        self.lsock.bind((HOST, port))
         self.lsock.listen(64)
         self.lsock.settimeout(0.2)
         self.port = self.lsock.getsockname()[1]

@@ -21,6 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from cloudhelp import Forwarder
 from conftest import HOST, ROOT, Proxy, free_port, render_config, wait_for
 from geproxy.devcluster import DevCluster, command as node_command
 from geproxy.slots import key_slot
@@ -409,59 +410,6 @@ def test_replica_restart_does_not_disturb_clients(fc, proxies):
                                                                        p.log_tail(20))
 
 
-class Relay(threading.Thread):
-    """A TCP relay HOST:listen_port -> HOST:target_port (a seed that comes up later)."""
-
-    def __init__(self, listen_port, target_port):
-        super().__init__(daemon=True)
-        self.target = target_port
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind((HOST, listen_port))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.2)
-        self.done = threading.Event()
-        self.socks = []
-
-    def run(self):
-        while not self.done.is_set():
-            try:
-                a, _ = self.lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            b = socket.create_connection((HOST, self.target))
-            self.socks += [a, b]
-            for x, y in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
-
-    def _pump(self, x, y):
-        try:
-            while True:
-                data = x.recv(65536)
-                if not data:
-                    break
-                y.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (x, y):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self):
-        self.done.set()
-        self.lsock.close()
-        for s in self.socks:
-            try:
-                s.close()
-            except OSError:
-                pass
-
-
 def spawn_unready(cluster, pool, timeout=10):
     """A proxy whose seeds may all be dead: ready when it answers anything at all."""
     port = free_port()
@@ -515,8 +463,7 @@ def test_only_dead_seeds_then_one_comes_up(fc):
         print("PING with no reachable seed:", ping)
         assert "no cluster node reachable" in p.log(), p.log_tail(10)
         # one seed address starts answering (a relay to a live node): the proxy learns the cluster
-        relay = Relay(dead[1], fc.masters()[0])
-        relay.start()
+        relay = Forwarder(fc.masters()[0], port=dead[1])   # started
         t = time.time()
         ok = wait_for(lambda: _set_ok(c, "deadseeds:k", "v"), 5, 0.1)
         assert ok, "proxy did not pick up the seed that came up\n" + p.log_tail(20)

@@ -9,6 +9,7 @@ import hiredis
 import pytest
 import redis
 
+from answerhelp import parsed
 from clusterhelp import backend_connections, keys_per_master, wait_for
 from conftest import replies
 from geproxy.resp import command
@@ -16,19 +17,8 @@ from geproxy.resp import command
 ONLY = "only \\(P\\|S\\)SUBSCRIBE / \\(P\\|S\\)UNSUBSCRIBE / PING / QUIT / RESET are allowed"
 
 
-def parse_all(data):
-    rd = hiredis.Reader()
-    rd.feed(data)
-    out = []
-    while True:
-        v = rd.gets()
-        if v is False:
-            return out
-        out.append(v)
-
-
 def read(c, n, timeout=3):
-    return parse_all(c.recv_until(replies(n), timeout=timeout))
+    return parsed(c.recv_until(replies(n), timeout=timeout))
 
 
 def publish_until(pub, channel, msg, received, timeout=3):
@@ -129,7 +119,7 @@ def test_resp3_replies_and_pushes_interleaved(proxy, raw, r):
     c.send(b"".join(command("GET", "ps:mix:k") for _ in range(100)) + command("ECHO", "end"))
     buf = c.recv_until(replies(101))
     pub.join()
-    values = [v for v in parse_all(buf)]
+    values = [v for v in parsed(buf)]
     deadline = time.time() + 3
     while sum(isinstance(v, list) for v in values) < 100 and time.time() < deadline:
         values += read(c, 1)

@@ -16,16 +16,14 @@ and every victim exactly its own replies.
 
 import os
 import random
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import HOST, free_port, ping, replies, wait_for
+from answerhelp import standalone  # noqa: F401 (a fixture)
+from conftest import HOST, replies
 from geproxy.reqparser import RequestParser
 from geproxy.resp import command, error
 from reqfuzz import TAG, case, pieces
@@ -34,22 +32,6 @@ SEED = int(os.environ.get("GEPROXY_FUZZ_SEED", "1717"))
 # The preloaded keys the cases GET and SET; each connection sets them first, so a case's
 # replies do not depend on the cases before it.
 RESET = command("MSET", *[x for i in range(10) for x in (TAG + b"k%d" % i, b"val-%d" % i)])
-
-
-@pytest.fixture(scope="module")
-def standalone():
-    d = tempfile.mkdtemp(prefix="geproxy-fuzz-")
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", HOST, "--save", "",
-                             "--appendonly", "no", "--dir", d], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        assert wait_for(lambda: ping(port), 10), "standalone redis-server did not start"
-        yield port
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def exchange(port: int, chunks: list, timeout: float = 10.0) -> bytes:
