@@ -80,16 +80,7 @@ def node_tls(pool) -> Optional[NodeTLS]:
     if key and not cert:
         raise TLSSettingError("ServerTLSKeyFile: set without ServerTLSCertFile")
     if cert:
-        _readable("ServerTLSCertFile", cert)
-        if key:
-            _readable("ServerTLSKeyFile", key)
-        try:
-            ctx.load_cert_chain(cert, key or None, password=_no_password)
-        except _Encrypted:
-            raise TLSSettingError("%s: the private key is encrypted; geproxy needs it unencrypted"
-                                  % ("ServerTLSKeyFile" if key else "ServerTLSCertFile")) from None
-        except ssl.SSLError as e:
-            raise TLSSettingError(_chain_error(cert, key, e)) from None
+        _load_chain(ctx, cert, key, "ServerTLSCertFile", "ServerTLSKeyFile")
     return NodeTLS(ctx, name)
 
 
@@ -115,16 +106,7 @@ def client_context(cfg) -> Optional[gssl.SSLContext]:
             ctx.set_ciphers(cfg.TLSCiphers)
         except ssl.SSLError:
             raise TLSSettingError("TLSCiphers: no cipher matches %r" % cfg.TLSCiphers) from None
-    _readable("TLSCertFile", cert)
-    if key:
-        _readable("TLSKeyFile", key)
-    try:
-        ctx.load_cert_chain(cert, key or None, password=_no_password)
-    except _Encrypted:
-        raise TLSSettingError("%s: the private key is encrypted; geproxy needs it unencrypted"
-                              % ("TLSKeyFile" if key else "TLSCertFile")) from None
-    except ssl.SSLError as e:
-        raise TLSSettingError(_chain_error(cert, key, e, "TLSCertFile", "TLSKeyFile")) from None
+    _load_chain(ctx, cert, key, "TLSCertFile", "TLSKeyFile")
     if auth == "off":
         if ca:
             raise TLSSettingError("TLSCAFile: set, but TLSAuthClients is off: client certificates are not "
@@ -235,7 +217,21 @@ def _readable(key, path):
         raise TLSSettingError("%s: cannot read %r: %s" % (key, path, e.strerror or e)) from None
 
 
-def _chain_error(cert, key, e, cert_key="ServerTLSCertFile", key_key="ServerTLSKeyFile"):
+def _load_chain(ctx, cert, key, cert_key, key_key):
+    """Our certificate and key into `ctx`; TLSSettingError names the setting at fault."""
+    _readable(cert_key, cert)
+    if key:
+        _readable(key_key, key)
+    try:
+        ctx.load_cert_chain(cert, key or None, password=_no_password)
+    except _Encrypted:
+        raise TLSSettingError("%s: the private key is encrypted; geproxy needs it unencrypted"
+                              % (key_key if key else cert_key)) from None
+    except ssl.SSLError as e:
+        raise TLSSettingError(_chain_error(cert, key, e, cert_key, key_key)) from None
+
+
+def _chain_error(cert, key, e, cert_key, key_key):
     """Which file is wrong, from what it holds (OpenSSL says only 'PEM lib')."""
     if "KEY_VALUES_MISMATCH" in (e.reason or "").upper():
         return "%s: the key does not match the certificate in %s" % (key_key if key else cert_key, cert_key)
