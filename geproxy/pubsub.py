@@ -85,19 +85,19 @@ class PubSub:
                 keys = [k for k in self.conns if k != GLOBAL and self.names[k]["shard"]]
                 for key in keys:
                     self._send(key, None, raw, name, names)
-                return b"" if keys else self._none_left(args)
+                return b"" if keys else self._local(self._none_left(args))
             key_slot = self.sender.pool.key_slot
             slot = key_slot(names[0])
             if any(key_slot(c) != slot for c in names[1:]):
-                return self.sender.pool.cross({key_slot(c) for c in names})
+                return self._local(self.sender.pool.cross({key_slot(c) for c in names}))
             server = self.sender.pool.slots[slot]
             if server is None:
-                return SLOT_DOWN
+                return self._local(SLOT_DOWN)
             if name == "sunsubscribe" and server.addr not in self.conns:
-                return self._none_left(args)
+                return self._local(self._none_left(args))
             return self._send(server.addr, server, raw, name, names)
         if name in ("unsubscribe", "punsubscribe") and GLOBAL not in self.conns:
-            return self._none_left(args)
+            return self._local(self._none_left(args))
         if name == "ping":
             return self.answer_through(None, raw)
         home = self.sender.pool.home()
@@ -188,6 +188,13 @@ class PubSub:
             return reply or b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
         self.swaps[key].append(reply)
         return self._send(key, None, ping, "ping", [])
+
+    def _local(self, reply: bytes) -> bytes:
+        """A reply made here goes after the confirmations still due on any of
+        the client's connections (they come as they arrive, this one in
+        order), so the client reads them in the order it asked."""
+        self.settle()
+        return reply
 
     def _none_left(self, args):
         """(UN)SUBSCRIBE of nothing the client holds on the connection it would

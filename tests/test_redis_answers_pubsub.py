@@ -132,3 +132,25 @@ def test_direct_subscribers_of_the_home_master_count(proxy, cluster):
     direct.close()
     elsewhere.close()
     r.close()
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_errors_made_here_keep_their_place(proxy, cluster, proto):
+    """Pipelined: a shard subscription, then one the proxy refuses itself
+    (cross-slot, or unsubscribing from what is on no connection): the refusal
+    comes after the confirmation still due from the node, as asked."""
+    (a, _, c, _), e = shard_channels(cluster)
+    for rnd in range(10):
+        cl = RawClient(proxy.port, timeout=10)
+        try:
+            if proto == 3:
+                cl.send(command("HELLO", "3"))
+                cl.recv_until(replies(1))
+            cl.send(command("SSUBSCRIBE", a) + command("SSUBSCRIBE", c, e) + command("SSUBSCRIBE", e)
+                    + command("UNSUBSCRIBE", "nosuch"))
+            got = parsed(cl.recv_until(replies(4)))
+        finally:
+            cl.close()
+        assert [g[0] if isinstance(g, list) else type(g).__name__ for g in got] == \
+            [b"ssubscribe", "ReplyError", b"ssubscribe", b"unsubscribe"], (rnd, got)
+        assert "CROSSSLOT" in str(got[1]) and got[0][1] == a.encode() and got[2][1] == e.encode(), got
