@@ -245,6 +245,8 @@ class NodeLink:
         recv, wait_readable, readable = gsock.reader(sock)
         eager = False               # under a stream of replies, read before waiting
         last = time.monotonic()
+        limit = sock.gettimeout()   # ServerTimeout (None: no limit)
+        shortened = False
         while True:
             try:
                 if not eager:
@@ -256,9 +258,17 @@ class NodeLink:
             except socket.timeout:
                 # ServerTimeout: no progress for that long while requests are in flight
                 since = self.progress if self.sock is sock else last
-                if inflight and time.monotonic() - since >= self.server.cfg.ServerTimeout:
+                waited = time.monotonic() - since
+                if inflight and waited >= limit:
                     raise BackendError("no reply within ServerTimeout") from None
+                # The wait began before the oldest request was sent: wake when its time
+                # is up, not a whole ServerTimeout later.
+                shortened = bool(inflight)
+                sock.settimeout(max(limit - waited, 0.01) if shortened else limit)
                 continue
+            if shortened:
+                shortened = False
+                sock.settimeout(limit)
             if not data:
                 raise BackendError("connection closed by server")
             eager = len(data) >= EAGER_READ
