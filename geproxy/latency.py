@@ -88,3 +88,9 @@ class LatencyMonitors:
     def reset(self):
         for m in self.monitors:
             m.reset()
+
+    def forget(self, addr: str) -> None:
+        """A node gone from the cluster: its rows go (the totals keep its
+        requests), so a cluster whose addresses keep changing costs no more."""
+        for m in self.monitors:
+            m.servers.pop(addr, None)

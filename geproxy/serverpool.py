@@ -281,6 +281,8 @@ class ClusterServerPool(ServerPool):
         self.reads = self._read_groups(nodes, slots, listed) if replicas_read(self.cfg, self.dcs) else None
         for s in gone:      # their requests get an error; nothing routes to them any more
             s.close()
+            if s.addr not in servers:
+                self.latency.forget(s.addr)
 
     def _read_groups(self, nodes, slots, listed):
         by_id = {s.node_id: s for s in self.servers.values()}

@@ -124,10 +124,17 @@ def named(*rows):
         "%s 10.0.0.%d:6379@16379,redis-%d %s connected %s\n" % (nid, i, i, rest, slots) for nid, i, rest, slots in rows))
 
 
+def latency():
+    """Monitors as the proxy makes them, one measuring every command."""
+    from types import SimpleNamespace
+    from geproxy.latency import LatencyMonitors
+    return LatencyMonitors({"all": SimpleNamespace(Commands=["all"], TimeSpan=[100, 1000])})
+
+
 def test_pool_one_server_per_node_by_any_spelling_a_new_id_a_new_server():
     from geproxy.readpolicy import DataCenters
     from geproxy.serverpool import ClusterServerPool
-    pool = ClusterServerPool(Cfg, None, DataCenters("", {}))
+    pool = ClusterServerPool(Cfg, latency(), DataCenters("", {}))
     nodes = named(("aaa", 1, "master - 0 0 1", "0-8191"), ("bbb", 2, "master - 0 0 2", "8192-16383"),
                   ("ccc", 3, "slave aaa 0 0 1", ""))
     pool._apply(one_per_address(nodes, True), True)
@@ -145,8 +152,11 @@ def test_pool_one_server_per_node_by_any_spelling_a_new_id_a_new_server():
     replaced = pool.server("10.0.0.3:6379")
     assert replaced.node_id == "eee" and replaced.role == "slave"
     assert sorted(pool.servers) == ["redis-1:6379", "redis-2:6379", "redis-3:6379", "redis-4:6379"]
+    pool.latency.record("redis-1:6379", "get", time.perf_counter())
     pool._apply(one_per_address(nodes, False), False)     # names become labels: reached by IP again
     assert sorted(pool.servers) == ["10.0.0.%d:6379" % i for i in (1, 2, 3, 4)] and not pool.aliases
+    monitor = pool.latency.get("all")
+    assert "redis-1:6379" not in monitor.servers and monitor.total.counts != [0, 0, 0]   # its row gone, not its count
     by_ip = pool.server("10.0.0.1:6379")
     assert by_ip is not first and by_ip.node_id == "aaa" and pool.slots[0] is by_ip
 
@@ -154,7 +164,7 @@ def test_pool_one_server_per_node_by_any_spelling_a_new_id_a_new_server():
 def test_pool_new_node_id_on_a_known_address_is_a_new_server():
     from geproxy.readpolicy import DataCenters
     from geproxy.serverpool import ClusterServerPool
-    pool = ClusterServerPool(Cfg, None, DataCenters("", {}))
+    pool = ClusterServerPool(Cfg, latency(), DataCenters("", {}))
     pool._apply(named(("aaa", 1, "master - 0 0 1", "0-16383")), False)
     old = pool.server("10.0.0.1:6379")
     old.fail_until = time.monotonic() + 60          # what the proxy knew of the old node
