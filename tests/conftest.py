@@ -242,6 +242,16 @@ def cluster():
     dc.stop()
 
 
+@pytest.fixture(scope='module')
+def fc():
+    """A 3+3 cluster of the module's own (node timeout 2 s), for tests that kill,
+    stop or fail over nodes: the shared one stays whole for everyone else."""
+    dc = DevCluster(node_timeout_ms=2000)
+    dc.start()
+    yield dc
+    dc.stop()
+
+
 @pytest.fixture(scope='session')
 def proxy(cluster):
     p = start_proxy(cluster)

@@ -10,7 +10,6 @@ import redis
 from answerhelp import exchange, parsed, standalone  # noqa: F401 (fixture)
 from clusterhelp import keys_per_master, owner_of
 from conftest import HOST, RawClient, wait_for
-from geproxy.devcluster import DevCluster
 from opshelp import ask, fields, info
 
 USER, PASSWORD = "geproxy-acl-bob", "bob-secret"
@@ -183,15 +182,6 @@ def test_acl_is_admin_only_under_authority(make_proxy, cluster):
     assert not any(cluster.client(port).execute_command("ACL", "GETUSER", "geproxy-acl-x")
                    for port in cluster.alive())
     c.close()
-
-
-@pytest.fixture(scope="module")
-def fc():
-    """A cluster of this module's own, for a failover."""
-    dc = DevCluster(node_timeout_ms=2000)
-    dc.start()
-    yield dc
-    dc.stop()
 
 
 def test_users_survive_a_failover(fc, make_proxy):

@@ -23,21 +23,13 @@ from redis.retry import Retry
 
 from cloudhelp import Forwarder
 from conftest import HOST, ROOT, Proxy, free_port, render_config, wait_for
-from geproxy.devcluster import DevCluster, command as node_command
+from geproxy.devcluster import command as node_command
 from geproxy.slots import key_slot
 
 NSLOTS = 16384
 
 
-# -- the module's own cluster and small helpers --
-
-@pytest.fixture(scope="module")
-def fc():
-    dc = DevCluster(node_timeout_ms=2000)
-    dc.start()
-    yield dc
-    dc.stop()
-
+# -- small helpers (the module's own cluster: conftest's fc) --
 
 def client(port, timeout=3.0):
     """redis-py without its own retries: every error must be seen by the test."""

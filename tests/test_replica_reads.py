@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from conftest import HOST, start_proxy
-from geproxy.devcluster import DevCluster, command as node_command
+from geproxy.devcluster import command as node_command
 from geproxy.slots import key_slot
 
 N_PER_GROUP = 60
@@ -242,21 +242,13 @@ def test_data_centers(cluster, proxies, data):
 
 # -- fallback when replicas fail: a cluster of this module's own --
 
-@pytest.fixture(scope="module")
-def own():
-    dc = DevCluster(node_timeout_ms=2000)
-    dc.start()
-    yield dc
-    dc.stop()
-
-
-def test_reads_fall_back_to_the_master_when_the_replica_fails(own, proxies):
-    groups, owners = topology(own)
+def test_reads_fall_back_to_the_master_when_the_replica_fails(fc, proxies):
+    groups, owners = topology(fc)
     m = sorted(groups)[0]
     r = groups[m]
     keys = keys_by_master(owners, "rr:fb", 20)
     mkeys = {m: keys[m]}
-    w = start_proxy(own)
+    w = start_proxy(fc)
     c = client(w.port)
     for lst in keys.values():
         for k in lst:
@@ -265,21 +257,21 @@ def test_reads_fall_back_to_the_master_when_the_replica_fails(own, proxies):
     w.stop()
     time.sleep(0.5)
     # MasterReadPriority above 0 and 0: with no healthy replica both must read from the master
-    pp = [proxies(own, pool={"MasterReadPriority": mp, "DynamicSlaveReadPriority": 100,
+    pp = [proxies(fc, pool={"MasterReadPriority": mp, "DynamicSlaveReadPriority": 100,
                              "Servers": [addr(x) for x in groups]}) for mp in (10, 0)]
     for p in pp:
         read_all(p.port, keys)
-    before = cmdstats(own, [m, r])
+    before = cmdstats(fc, [m, r])
     for p in pp:
         read_all(p.port, mkeys)
-    d = delta(before, cmdstats(own, [m, r]))
+    d = delta(before, cmdstats(fc, [m, r]))
     assert d[r]["get"] == 2 * len(mkeys[m]) and d[m]["get"] == 0, d
 
-    own.kill(r)
+    fc.kill(r)
     t_kill = time.time()
     errors = []
     try:
-        # until each proxy knows the replica is down (its own failure count, or the cluster's flag)
+        # until each proxy knows the replica is down (its fc failure count, or the cluster's flag)
         for p in pp:
             deadline = time.time() + 10
             while raw_info_servers(p.port).get(addr(r), {}).get("CurrentIsFail") != "1":
@@ -292,33 +284,33 @@ def test_reads_fall_back_to_the_master_when_the_replica_fails(own, proxies):
                 finally:
                     c.close()
                 time.sleep(0.05)
-        # wait for the cluster's own FAIL flag so the proxy's retry of the replica stops
+        # wait for the cluster's fc FAIL flag so the proxy's retry of the replica stops
         deadline = time.time() + 10
         while not all(raw_info_servers(p.port).get(addr(r), {}).get("CurrentIsFail") == "1" for p in pp) or \
-                r not in _cluster_failed(own):
+                r not in _cluster_failed(fc):
             assert time.time() < deadline, "the cluster never flagged replica %d" % r
             time.sleep(0.1)
         time.sleep(1.2)                   # a refresh after the flag
-        before = cmdstats(own, [m])
+        before = cmdstats(fc, [m])
         for p in pp:
             for _ in range(3):
                 read_all(p.port, mkeys)   # no errors allowed now
-        d = delta(before, cmdstats(own, [m]))
+        d = delta(before, cmdstats(fc, [m]))
         assert d[m]["get"] == 2 * 3 * len(mkeys[m]), d
         print("errors while the proxies learned replica %d was down (%.1fs): %d, e.g. %s"
               % (r, time.time() - t_kill, len(errors), errors[:2]))
     finally:
-        own.restart(r)
-        own.wait_ok()
+        fc.restart(r)
+        fc.wait_ok()
     # back: reads return to the replica
     def on_replica():
-        b = cmdstats(own, [r])
+        b = cmdstats(fc, [r])
         for p in pp:
             try:
                 read_all(p.port, mkeys)
             except (redis.RedisError, AssertionError):
                 return False
-        return delta(b, cmdstats(own, [r]))[r]["get"] == 2 * len(mkeys[m])
+        return delta(b, cmdstats(fc, [r]))[r]["get"] == 2 * len(mkeys[m])
     deadline = time.time() + 10
     while not on_replica():
         assert time.time() < deadline, "reads never went back to the restarted replica"
